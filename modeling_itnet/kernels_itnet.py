@@ -84,18 +84,35 @@ def causal_offset_mask(grid_shape: tuple[int, ...], device=None) -> torch.Tensor
     return allowed | ~decided
 
 
+def _circular_index(grid: tuple[int, ...], fft_shape: tuple[int, ...], device) -> tuple[torch.Tensor, ...]:
+    """Index that puts the kernel entry for offset δ at position δ mod L on every axis."""
+    return tuple(
+        (torch.arange(-(g - 1), g, device=device) % n).view([-1 if a == i else 1 for a in range(len(grid))])
+        for i, (g, n) in enumerate(zip(grid, fft_shape))
+    )
+
+
+def _fft_size(length: int) -> int:
+    """Smallest power of two ≥ `length`: the FFT size that makes a circular convolution linear."""
+    return 2 ** math.ceil(math.log2(length)) if length > 1 else 1
+
+
 def spectral_conv(
     values: torch.Tensor, kernel: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False
 ) -> torch.Tensor:
-    r"""Stationary integral transform on a grid by zero-padded FFT: O(N log N).
+    r"""Stationary integral transform on a grid by zero-padded FFT.
 
         y_i = Σ_j w_j · k(x_i − x_j) · v_j          (depthwise: one kernel per channel)
 
-    Steps:
-        1. zero the padded values (`w_j v_j`) and, if causal, the kernel at offsets that look ahead;
+    Bidirectional, O(N log N):
+        1. zero the padded values (`w_j v_j`);
         2. lay the kernel out circularly on an FFT grid of size `L_a ≥ 2 g_a − 1` per axis, so that circular
            convolution equals linear convolution (no wrap-around);
         3. multiply the spectra of values and kernel, transform back and crop to the input grid.
+
+    Causal (`k(δ) = 0` for offsets that look ahead; raster order in 2-D), O(N log² N), see
+    `_causal_spectral_conv`: no output ever reads a later input, so causality holds bit for bit, which a single
+    global FFT (whose rounding mixes every position) cannot give.
 
     Computes in at least float32 (`torch.fft` rejects half precision on CPU) and returns the input dtype.
 
@@ -103,7 +120,7 @@ def spectral_conv(
         values: `[B, *grid, D]` with `grid` of one or two axes.
         kernel: `[*(2 g − 1), D]`, entry `δ + g − 1` holding `k(δ)`.
         mask: optional `[B, *grid]` quadrature weights (0 for padding).
-        causal: keep only `δ ≥ 0` (raster order in 2-D).
+        causal: keep only offsets `δ ≥ 0` (lexicographically, i.e. raster order in 2-D).
 
     Returns:
         `[B, *grid, D]`.
@@ -111,27 +128,78 @@ def spectral_conv(
     grid = _check_spectral(values, kernel, mask)
     dtype = values.dtype
     compute_dtype = torch.promote_types(torch.promote_types(dtype, kernel.dtype), torch.float32)
-    dims = tuple(range(1, len(grid) + 1))
-    # 1. quadrature weights and causal support
+    # 1. quadrature weights
     v = values.to(compute_dtype)
     if mask is not None:
         v = v * mask.unsqueeze(-1).to(compute_dtype)
     k = kernel.to(compute_dtype)
     if causal:
         k = k * causal_offset_mask(grid, device=k.device).unsqueeze(-1)
-    # 2. circular layout: k(δ) goes to index δ mod L on each axis
-    fft_shape = tuple(2 ** math.ceil(math.log2(2 * g - 1)) if g > 1 else 1 for g in grid)
+        return _causal_spectral_conv(v, k).to(dtype)
+    # 2. circular layout
+    fft_shape = tuple(_fft_size(2 * g - 1) for g in grid)
     circular = k.new_zeros(*fft_shape, k.shape[-1])
-    index = tuple(
-        (torch.arange(-(g - 1), g, device=k.device) % n).view([-1 if a == i else 1 for a in range(len(grid))])
-        for i, (g, n) in enumerate(zip(grid, fft_shape))
-    )
-    circular[index] = k
+    circular[_circular_index(grid, fft_shape, k.device)] = k
     # 3. product of spectra, inverse transform, crop
+    dims = tuple(range(1, len(grid) + 1))
     spectrum = torch.fft.rfftn(v, s=fft_shape, dim=dims) * torch.fft.rfftn(circular, dim=tuple(range(len(grid))))
     out = torch.fft.irfftn(spectrum, s=fft_shape, dim=dims)
-    out = out[(slice(None),) + tuple(slice(0, g) for g in grid)]
-    return out.to(dtype)
+    return out[(slice(None),) + tuple(slice(0, g) for g in grid)].to(dtype)
+
+
+def _causal_spectral_conv(values: torch.Tensor, kernel: torch.Tensor, block_tokens: int = 64) -> torch.Tensor:
+    r"""Causal stationary transform by the online (relaxed) block decomposition of the lower-triangular kernel.
+
+    The first grid axis (rows; the only axis in 1-D) is cut into blocks of `C` rows, `C·prod(rest) ≈
+    block_tokens`, and padded at the end to `P = C·2^L` rows. Then
+
+        1. diagonal blocks: within each block of `C` rows, `y_i = Σ_j k(x_i − x_j) v_j` as a `[C·R, C·R]` matrix
+           product (the kernel is already zero where `x_j` comes after `x_i`);
+        2. for `s = C, 2C, ..., P/2`: the rows are paired into blocks `[2ps, 2ps + s)` (inputs) and
+           `[2ps + s, 2ps + 2s)` (outputs); every output row comes after every input row, so the whole kernel
+           applies, and one FFT of size `2s` over the input block alone gives the block's contribution.
+
+    Every square of the lower triangle is covered exactly once, and each output is computed from earlier inputs
+    only. Cost O(N log N) per level, O(N log² N) in all.
+
+    Args:
+        values: `[B, G, *rest, D]`, already weighted by the mask.
+        kernel: `[2G − 1, *(2r − 1), D]`, already zero at non-causal offsets.
+    """
+    batch, rows, *rest, channels = values.shape
+    rest = tuple(rest)
+    per_row = math.prod(rest)
+    block = min(rows, max(1, block_tokens // per_row))
+    padded_rows = block * 2 ** math.ceil(math.log2(math.ceil(rows / block)))
+    v = torch.nn.functional.pad(values, (0, 0) * (len(rest) + 1) + (0, padded_rows - rows))
+    # 1. diagonal blocks, each a [C·R, C·R] kernel matrix gathered from k
+    axes = [torch.arange(g, device=v.device) for g in (block, *rest)]
+    points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 1 + len(rest))
+    offsets = points[:, None, :] - points[None, :, :]
+    grid = (rows, *rest)
+    local = kernel[tuple(offsets[..., a] + grid[a] - 1 for a in range(len(grid)))]  # [C·R, C·R, D]
+    blocks = v.reshape(batch, padded_rows // block, block * per_row, channels)
+    out = torch.einsum("ijd,bnjd->bnid", local, blocks).reshape(v.shape)
+    # 2. off-diagonal squares, level by level; kernel rows for row offsets 0 .. P - 1 (zero past G - 1)
+    ahead = torch.nn.functional.pad(kernel[rows - 1 :], (0, 0) * (len(rest) + 1) + (0, padded_rows - rows))
+    fft_rest = tuple(_fft_size(2 * r - 1) for r in rest)
+    rest_index = _circular_index(rest, fft_rest, v.device)
+    dims = tuple(range(2, 3 + len(rest)))
+    size = block
+    while size < padded_rows:
+        pairs = padded_rows // (2 * size)
+        inputs = v.reshape(batch, pairs, 2, size, *rest, channels)[:, :, 0]
+        circular = v.new_zeros(2 * size, *fft_rest, channels)
+        circular[(slice(None),) + rest_index] = ahead[: 2 * size]
+        spectrum = torch.fft.rfftn(inputs, s=(2 * size, *fft_rest), dim=dims) * torch.fft.rfftn(
+            circular, dim=tuple(range(1 + len(rest)))
+        )
+        contribution = torch.fft.irfftn(spectrum, s=(2 * size, *fft_rest), dim=dims)
+        contribution = contribution[(slice(None), slice(None), slice(size, 2 * size)) + tuple(slice(0, r) for r in rest)]
+        update = torch.stack([torch.zeros_like(contribution), contribution], dim=2)
+        out = out + update.reshape(v.shape)
+        size *= 2
+    return out[:, :rows]
 
 
 def spectral_conv_naive(
@@ -175,6 +243,13 @@ def _check_low_rank(query, key, value, mask):
         raise ValueError(f"`value` must have shape [B, H, N, E] matching `query` {list(query.shape[:3])}, got {list(value.shape)}.")
     if mask is not None and tuple(mask.shape) != (query.shape[0], query.shape[2]):
         raise ValueError(f"`mask` must have shape [B, N] = {[query.shape[0], query.shape[2]]}, got {list(mask.shape)}.")
+
+
+def _exclusive_cumsum(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """`out[c] = Σ_{c' < c} x[c']`, by shifting (not by subtracting, which would let x[c] leak into out[c] through
+    rounding)."""
+    shifted = torch.narrow(torch.cumsum(x, dim=dim), dim, 0, x.shape[dim] - 1)
+    return torch.cat([torch.zeros_like(torch.narrow(x, dim, 0, 1)), shifted], dim=dim)
 
 
 def low_rank_transform(
@@ -231,8 +306,8 @@ def low_rank_transform(
     # 2. inter-chunk states over earlier chunks only
     chunk_state = torch.einsum("bhcnr,bhcne->bhcre", k, v)
     chunk_norm = k.sum(dim=3)
-    state = torch.cumsum(chunk_state, dim=2) - chunk_state
-    norm_state = torch.cumsum(chunk_norm, dim=2) - chunk_norm
+    state = _exclusive_cumsum(chunk_state, dim=2)
+    norm_state = _exclusive_cumsum(chunk_norm, dim=2)
     # 3. combine
     numerator = numerator + torch.einsum("bhcir,bhcre->bhcie", q, state)
     normaliser = normaliser + torch.einsum("bhcir,bhcr->bhci", q, norm_state)

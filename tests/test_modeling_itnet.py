@@ -1,0 +1,308 @@
+"""ITNet models: padding exactness, causal no-leak, save/load, Auto classes, dtypes, checkpointing, losses, config."""
+
+import dataclasses
+
+import pytest
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+)
+
+from modeling_itnet import ITNetConfig, ITNetForImageClassification, ITNetForSequenceClassification, ITNetModel
+
+
+def tiny_config(**overrides) -> ITNetConfig:
+    values = dict(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=128,
+        image_size=16,
+        patch_size=4,
+        num_channels=3,
+        spectral_num_frequencies=4,
+        spectral_mlp_size=16,
+    )
+    values.update(overrides)
+    return ITNetConfig(**values)
+
+
+def build(model_class, seed=0, **overrides):
+    torch.manual_seed(seed)
+    return model_class(tiny_config(**overrides)).eval()
+
+
+FAMILIES = [["spectral"], ["low_rank"], ["spectral", "low_rank"]]
+
+
+@pytest.mark.parametrize("families", FAMILIES)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("model_class", [ITNetModel, ITNetForSequenceClassification])
+def test_padded_batch_equals_each_sequence_alone(families, causal, side, model_class):
+    model = build(model_class, kernel_families=families, is_causal=causal)
+    gen = torch.Generator().manual_seed(1)
+    lengths = [13, 7, 1, 20]
+    sequences = [torch.randint(1, 50, (n,), generator=gen) for n in lengths]
+    width = max(lengths)
+    input_ids = torch.zeros(len(lengths), width, dtype=torch.long)
+    attention_mask = torch.zeros(len(lengths), width, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        span = slice(width - len(seq), width) if side == "left" else slice(0, len(seq))
+        input_ids[row, span] = seq
+        attention_mask[row, span] = 1
+    with torch.no_grad():
+        batched = model(input_ids=input_ids, attention_mask=attention_mask)
+        for row, seq in enumerate(sequences):
+            alone = model(input_ids=seq[None])
+            span = slice(width - len(seq), width) if side == "left" else slice(0, len(seq))
+            if model_class is ITNetModel:
+                torch.testing.assert_close(batched.last_hidden_state[row, span], alone.last_hidden_state[0], atol=1e-5, rtol=0)
+                torch.testing.assert_close(batched.pooler_output[row], alone.pooler_output[0], atol=1e-5, rtol=0)
+            else:
+                torch.testing.assert_close(batched.logits[row], alone.logits[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("families", FAMILIES)
+def test_causal_text_model_does_not_leak_bit_for_bit(families):
+    model = build(ITNetModel, kernel_families=families, is_causal=True, max_position_embeddings=512)
+    input_ids = torch.randint(1, 50, (2, 300), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model(input_ids=input_ids).last_hidden_state
+        for t in (0, 64, 150, 298):
+            changed = input_ids.clone()
+            changed[:, t + 1 :] = (changed[:, t + 1 :] + 7) % 50
+            out = model(input_ids=changed).last_hidden_state
+            assert torch.equal(out[:, : t + 1], reference[:, : t + 1]), f"causal leak into positions <= {t}"
+            assert not torch.equal(out[:, t + 1 :], reference[:, t + 1 :])
+
+
+def test_causal_image_model_is_raster_causal_bit_for_bit():
+    model = build(ITNetModel, is_causal=True)
+    pixels = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model(pixel_values=pixels).last_hidden_state  # 4x4 patches, raster order
+        changed = pixels.clone()
+        changed[:, :, 8:12, 4:8] += 5.0  # patch (row 2, col 1) = raster index 9
+        out = model(pixel_values=changed).last_hidden_state
+    assert torch.equal(out[:, :9], reference[:, :9])
+    assert not torch.equal(out[:, 9:], reference[:, 9:])
+
+
+def test_bidirectional_model_sees_the_future():
+    model = build(ITNetModel)
+    input_ids = torch.randint(1, 50, (1, 10), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model(input_ids=input_ids).last_hidden_state
+        changed = input_ids.clone()
+        changed[0, -1] = (changed[0, -1] + 1) % 50
+        assert not torch.equal(model(input_ids=changed).last_hidden_state[:, 0], reference[:, 0])
+
+
+@pytest.mark.parametrize(
+    "model_class, auto_class, inputs",
+    [
+        (ITNetModel, AutoModel, {"input_ids": torch.randint(1, 50, (2, 9))}),
+        (ITNetForSequenceClassification, AutoModelForSequenceClassification, {"input_ids": torch.randint(1, 50, (2, 9))}),
+        (ITNetForImageClassification, AutoModelForImageClassification, {"pixel_values": torch.randn(2, 3, 16, 16)}),
+    ],
+)
+def test_save_and_load_round_trip_is_bit_exact(tmp_path, model_class, auto_class, inputs):
+    model = build(model_class)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert AutoConfig.from_pretrained(tmp_path).model_type == "itnet"
+    reloaded = auto_class.from_pretrained(tmp_path).eval()
+    assert type(reloaded) is model_class
+    for (name, a), (_, b) in zip(model.state_dict().items(), reloaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    with torch.no_grad():
+        a, b = model(**inputs), reloaded(**inputs)
+    key = "last_hidden_state" if model_class is ITNetModel else "logits"
+    assert torch.equal(a[key], b[key])
+
+
+def test_bfloat16_loads_and_runs(tmp_path):
+    build(ITNetForImageClassification).save_pretrained(tmp_path)
+    model = AutoModelForImageClassification.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert next(model.parameters()).dtype == torch.bfloat16
+    fp32 = AutoModelForImageClassification.from_pretrained(tmp_path)
+    pixels = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        logits = model(pixel_values=pixels).logits
+        reference = fp32(pixel_values=pixels).logits
+    assert logits.dtype == torch.bfloat16
+    torch.testing.assert_close(logits.float(), reference, atol=5e-2, rtol=5e-2)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradient_checkpointing_gives_the_same_gradients(causal):
+    model = build(ITNetForSequenceClassification, is_causal=causal).train()
+    input_ids = torch.randint(1, 50, (3, 11))
+    labels = torch.tensor([0, 1, 1])
+
+    def grads():
+        model.zero_grad()
+        model(input_ids=input_ids, labels=labels).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    plain = grads()
+    model.activation_checkpointing_enable()
+    assert model.is_activation_checkpointing
+    checkpointed = grads()
+    for name in plain:
+        torch.testing.assert_close(plain[name], checkpointed[name], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "problem_type, num_labels, labels, expected_loss",
+    [
+        ("regression", 1, torch.tensor([0.5, -1.0]), torch.nn.functional.mse_loss),
+        ("single_label_classification", 3, torch.tensor([2, 0]), torch.nn.functional.cross_entropy),
+        (
+            "multi_label_classification",
+            3,
+            torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]]),
+            torch.nn.functional.binary_cross_entropy_with_logits,
+        ),
+    ],
+)
+def test_sequence_classification_problem_types(problem_type, num_labels, labels, expected_loss):
+    model = build(ITNetForSequenceClassification, num_labels=num_labels, problem_type=problem_type)
+    out = model(input_ids=torch.randint(1, 50, (2, 6)), labels=labels)
+    assert out.logits.shape == (2, num_labels)
+    torch.testing.assert_close(out.loss, expected_loss(out.logits.squeeze(-1) if num_labels == 1 else out.logits, labels))
+
+
+def test_hidden_states_and_tuple_outputs():
+    model = build(ITNetModel)
+    input_ids = torch.randint(1, 50, (2, 6))
+    out = model(input_ids=input_ids, output_hidden_states=True)
+    assert len(out.hidden_states) == model.config.num_hidden_layers + 1
+    assert out.hidden_states[0].shape == (2, 6, 32)
+    as_tuple = model(input_ids=input_ids, return_dict=False)
+    assert torch.equal(as_tuple[0], out.last_hidden_state)
+
+
+def test_image_model_accepts_other_image_sizes():
+    model = build(ITNetForImageClassification)
+    with torch.no_grad():
+        for size in [(16, 16), (24, 16), (32, 32), (4, 4)]:
+            assert model(pixel_values=torch.randn(1, 3, *size)).logits.shape == (1, 2)
+
+
+def test_heads_hold_only_their_modality():
+    assert build(ITNetForSequenceClassification).itnet.image_embeddings is None
+    assert build(ITNetForImageClassification).itnet.text_embeddings is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"input_ids": torch.ones(1, 4, dtype=torch.long), "pixel_values": torch.randn(1, 3, 16, 16)}, "exactly one"),
+        ({}, "exactly one"),
+        ({"input_ids": torch.ones(1, 200, dtype=torch.long)}, "max_position_embeddings"),
+        ({"input_ids": torch.ones(4, dtype=torch.long)}, "input_ids"),
+        ({"input_ids": torch.ones(2, 4, dtype=torch.long), "attention_mask": torch.ones(2, 5)}, "attention_mask"),
+        ({"inputs_embeds": torch.randn(1, 4, 7)}, "inputs_embeds"),
+        ({"pixel_values": torch.randn(1, 1, 16, 16)}, "pixel_values"),
+        ({"pixel_values": torch.randn(1, 3, 15, 16)}, "patch_size"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(kwargs, message):
+    model = build(ITNetModel)
+    with pytest.raises(ValueError, match=message):
+        model(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"hidden_size": 30, "num_attention_heads": 4}, "hidden_size"),
+        ({"hidden_size": -8}, "hidden_size"),
+        ({"num_hidden_layers": 0}, "num_hidden_layers"),
+        ({"vocab_size": 0}, "vocab_size"),
+        ({"intermediate_size": -1}, "intermediate_size"),
+        ({"image_size": 18}, "image_size"),
+        ({"patch_size": 0}, "patch_size"),
+        ({"kernel_families": ["spectral", "fourier"]}, "kernel_families"),
+        ({"kernel_families": []}, "kernel_families"),
+        ({"kernel_families": ["spectral", "spectral"]}, "kernel_families"),
+        ({"hidden_act": "swishy"}, "hidden_act"),
+        ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob"),
+        ({"layer_norm_eps": 0.0}, "layer_norm_eps"),
+        ({"spectral_num_frequencies": 0}, "spectral_num_frequencies"),
+    ],
+)
+def test_config_rejects_impossible_values_naming_the_field(overrides, field):
+    with pytest.raises(ValueError, match=f"`{field}`"):
+        tiny_config(**overrides)
+
+
+def test_config_round_trips_through_json(tmp_path):
+    config = tiny_config(kernel_families=["low_rank"], is_causal=True)
+    config.save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, ITNetConfig)
+    assert {k: v for k, v in loaded.to_dict().items() if k != "_name_or_path"} == {
+        k: v for k, v in config.to_dict().items() if k != "_name_or_path"
+    }
+
+
+# A changed value of each field must change the model: its parameter shapes, or its outputs on text or images.
+FIELD_CHANGES = {
+    "vocab_size": 60,
+    "hidden_size": 48,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 2,
+    "intermediate_size": 40,
+    "hidden_act": "relu",
+    "hidden_dropout_prob": 0.5,
+    "max_position_embeddings": 64,
+    "image_size": 8,
+    "patch_size": 2,
+    "num_channels": 1,
+    "layer_norm_eps": 0.5,
+    "initializer_range": 0.2,
+    "kernel_families": ["low_rank"],
+    "is_causal": True,
+    "spectral_num_frequencies": 6,
+    "spectral_mlp_size": 20,
+}
+
+
+def _fingerprint(config: ITNetConfig):
+    torch.manual_seed(0)
+    model = ITNetModel(config).train(config.hidden_dropout_prob > 0)
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    torch.manual_seed(1)
+    text = model(input_ids=torch.arange(1, 21).view(2, 10) % 50).last_hidden_state
+    pixels = torch.randn(1, config.num_channels, 16, 16, generator=torch.Generator().manual_seed(2))
+    image = model(pixel_values=pixels).last_hidden_state
+    return shapes, text, image
+
+
+def test_every_config_field_changes_the_model():
+    own_fields = {f.name for f in dataclasses.fields(ITNetConfig)} - {f.name for f in dataclasses.fields(ITNetConfig.__mro__[1])}
+    assert own_fields == set(FIELD_CHANGES), "every ITNetConfig field needs an entry in FIELD_CHANGES"
+    base_shapes, base_text, base_image = _fingerprint(tiny_config())
+    for field, value in FIELD_CHANGES.items():
+        shapes, text, image = _fingerprint(tiny_config(**{field: value}))
+        changed = (
+            shapes != base_shapes
+            or text.shape != base_text.shape
+            or image.shape != base_image.shape
+            or not torch.equal(text, base_text)
+            or not torch.equal(image, base_image)
+        )
+        assert changed, f"config field {field!r} has no effect on the model"

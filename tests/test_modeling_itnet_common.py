@@ -1,0 +1,195 @@
+"""Transformers' own conformance suite (`ModelTesterMixin`, `ConfigTester`) run over ITNet.
+
+The common tests come from the transformers sdist of the installed version, fetched at test time by
+`transformers_suite.py` (never committed). Two testers, as transformers writes them for its own models:
+text (`ITNetModel`, `ITNetForSequenceClassification` on `input_ids`/`attention_mask`) and image (`ITNetModel`,
+`ITNetForImageClassification` on `pixel_values`). ITNet computes no attention maps (`has_attentions = False`);
+the only tests skipped are those about attention maps and attention implementations.
+"""
+
+import os
+import sys
+import unittest
+from unittest import mock
+
+import pytest
+import torch
+from torch import nn
+from transformers.models.auto import modeling_auto
+
+from modeling_itnet import (
+    ITNetConfig,
+    ITNetForImageClassification,
+    ITNetForSequenceClassification,
+    ITNetModel,
+)
+
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import transformers_suite  # noqa: E402
+
+
+try:
+    common = transformers_suite.load_common_tests()
+except transformers_suite.TransformersTestsUnavailable as error:
+    # Fail loudly (one failing test per tester) instead of breaking collection or skipping.
+    common = None
+    ModelTesterMixin = transformers_suite.unavailable_mixin(error)
+else:
+    ModelTesterMixin = common.ModelTesterMixin
+
+
+# `ModelTesterMixin._prepare_for_class` picks labels by looking class names up in the `MODEL_*_MAPPING_NAMES`
+# of transformers' Auto classes; `AutoModel.register` fills only the mappings' extra content. Not added to
+# `CONFIG_MAPPING_NAMES`: the lazy mappings would then try to import `transformers.models.itnet`.
+AUTO_MAPPING_NAMES = {
+    "MODEL_MAPPING_NAMES": "ITNetModel",
+    "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES": "ITNetForSequenceClassification",
+    "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES": "ITNetForImageClassification",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def itnet_in_auto_mapping_names():
+    patches = [mock.patch.dict(getattr(modeling_auto, name), {"itnet": cls}) for name, cls in AUTO_MAPPING_NAMES.items()]
+    for patch in patches:
+        patch.start()
+    yield
+    for patch in reversed(patches):
+        patch.stop()
+
+
+TINY_CONFIG = {
+    "vocab_size": 99,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 37,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "max_position_embeddings": 512,
+    "image_size": 16,
+    "patch_size": 4,
+    "num_channels": 3,
+    "initializer_range": 0.02,
+    "spectral_num_frequencies": 4,
+    "spectral_mlp_size": 16,
+}
+
+
+class ITNetModelTester:
+    """Builds the tiny config and the inputs of one modality (`"text"` or `"image"`)."""
+
+    def __init__(self, parent, modality, batch_size=13, seq_length=7, is_training=True, num_labels=3, **config):
+        self.parent = parent
+        self.modality = modality
+        self.batch_size = batch_size
+        self.is_training = is_training
+        self.num_labels = num_labels
+        self.type_sequence_label_size = num_labels
+        self.config_kwargs = {**TINY_CONFIG, **config}
+        for name, value in self.config_kwargs.items():
+            setattr(self, name, value)
+        # tokens the trunk sees: text tokens, or patches of the image
+        self.seq_length = seq_length if modality == "text" else (self.image_size // self.patch_size) ** 2
+
+    def get_config(self):
+        return ITNetConfig(**self.config_kwargs, num_labels=self.num_labels)
+
+    def prepare_config_and_inputs(self):
+        if self.modality == "text":
+            input_ids = common.ids_tensor([self.batch_size, self.seq_length], self.vocab_size)
+            attention_mask = common.random_attention_mask([self.batch_size, self.seq_length])
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        else:
+            shape = [self.batch_size, self.num_channels, self.image_size, self.image_size]
+            inputs = {"pixel_values": common.floats_tensor(shape)}
+        labels = common.ids_tensor([self.batch_size], self.num_labels)
+        return self.get_config(), inputs, labels
+
+    def prepare_config_and_inputs_for_common(self):
+        config, inputs, _ = self.prepare_config_and_inputs()
+        return config, inputs
+
+    def create_and_check_model(self, config, inputs):
+        model = ITNetModel(config).eval()
+        with torch.no_grad():
+            result = model(**inputs)
+        self.parent.assertEqual(result.last_hidden_state.shape, (self.batch_size, self.seq_length, self.hidden_size))
+        self.parent.assertEqual(result.pooler_output.shape, (self.batch_size, self.hidden_size))
+
+    def create_and_check_for_classification(self, model_class, config, inputs, labels):
+        model = model_class(config).eval()
+        with torch.no_grad():
+            result = model(**inputs, labels=labels)
+        self.parent.assertEqual(result.logits.shape, (self.batch_size, self.num_labels))
+        self.parent.assertEqual(result.loss.shape, ())
+
+
+class ITNetCommonTestsMixin:
+    """What both testers share: skips of tests that are about attention, and the tester's own checks."""
+
+    has_attentions = False  # the integral transform computes no attention maps
+    config_tester_kwargs = {}
+
+    def setUp(self):
+        self.model_tester = ITNetModelTester(self, self.modality)
+        if common is not None:
+            self.config_tester = common.ConfigTester(self, config_class=ITNetConfig, **self.config_tester_kwargs)
+
+    def test_config(self):
+        self.config_tester.run_common_tests()
+
+    def test_model(self):
+        config, inputs, _ = self.model_tester.prepare_config_and_inputs()
+        self.model_tester.create_and_check_model(config, inputs)
+
+    def test_for_classification(self):
+        config, inputs, labels = self.model_tester.prepare_config_and_inputs()
+        self.model_tester.create_and_check_for_classification(self.all_model_classes[1], config, inputs, labels)
+
+
+class ITNetTextModelTest(ITNetCommonTestsMixin, ModelTesterMixin, unittest.TestCase):
+    modality = "text"
+    all_model_classes = (ITNetModel, ITNetForSequenceClassification)
+    config_tester_kwargs = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77}
+
+
+class ITNetImageModelTest(ITNetCommonTestsMixin, ModelTesterMixin, unittest.TestCase):
+    modality = "image"
+    all_model_classes = (ITNetModel, ITNetForImageClassification)
+    config_tester_kwargs = {
+        "has_text_modality": False,
+        "hidden_size": 40,
+        "num_attention_heads": 5,
+        "image_size": 24,
+        "patch_size": 6,
+    }
+    test_resize_embeddings = False  # the input embedding is a patch projection, not a vocabulary
+
+    def test_model_get_set_embeddings(self):
+        # As transformers' ViT test: the image head's input embedding is the patch projection (a `Conv2d`), which
+        # the upstream test's `nn.Embedding` check and swap do not apply to. The trunk keeps the upstream check.
+        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
+        for model_class in self.all_model_classes:
+            model = model_class(config)
+            self.assertIsInstance(model.get_input_embeddings(), nn.Module)
+            if model_class is ITNetForImageClassification:
+                self.assertIsInstance(model.get_input_embeddings(), nn.Conv2d)
+                with self.assertRaises(ValueError):
+                    model.set_input_embeddings(nn.Embedding(10, 10))
+            else:
+                self.assertIsInstance(model.get_input_embeddings(), nn.Embedding)
+                embedding = nn.Embedding(10, 10)
+                model.set_input_embeddings(embedding)
+                self.assertIs(model.get_input_embeddings(), embedding)
+            x = model.get_output_embeddings()
+            self.assertTrue(x is None or isinstance(x, nn.Linear))
+
+    @unittest.skip(reason="`inputs_embeds` replaces `input_ids`; pixel inputs have none (the text tester runs it)")
+    def test_inputs_embeds(self):
+        pass
+
+    @unittest.skip(reason="`inputs_embeds` replaces `input_ids`; pixel inputs have none (the text tester runs it)")
+    def test_inputs_embeds_matches_input_ids(self):
+        pass
