@@ -18,6 +18,7 @@ from .modeling_itnet import (
     ITNetModel,
     ITNetPreTrainedModel,
 )
+from .presets_itnet import list_presets, preset_config, preset_path
 
 
 AutoConfig.register("itnet", ITNetConfig, exist_ok=True)
@@ -33,4 +34,7 @@ __all__ = [
     "ITNetForSequenceClassification",
     "ITNetModel",
     "ITNetPreTrainedModel",
+    "list_presets",
+    "preset_config",
+    "preset_path",
 ]

@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 import textwrap
 import types
+import warnings
 from pathlib import Path, PurePosixPath
 
 import transformers
@@ -170,8 +171,11 @@ def load_common_tests(version: str | None = None) -> types.SimpleNamespace:
     root = ensure_common_tests(version)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    modeling = importlib.import_module(f"{PACKAGE}.test_modeling_common")
-    configuration = importlib.import_module(f"{PACKAGE}.test_configuration_common")
+    with warnings.catch_warnings():
+        # upstream registers its marks (`accelerate_tests`, `flash_attn_test`, ...) in a conftest.py we do not load
+        warnings.filterwarnings("ignore", message=r"Unknown pytest\.mark\.", category=Warning)
+        modeling = importlib.import_module(f"{PACKAGE}.test_modeling_common")
+        configuration = importlib.import_module(f"{PACKAGE}.test_configuration_common")
     return types.SimpleNamespace(
         test_modeling_common=modeling,
         test_configuration_common=configuration,
@@ -184,11 +188,16 @@ def load_common_tests(version: str | None = None) -> types.SimpleNamespace:
 
 
 def unavailable_mixin(error: Exception) -> type:
-    """A stand-in for `ModelTesterMixin` whose only test fails with `error`'s message."""
+    """A stand-in for `ModelTesterMixin` when the common tests could not be fetched: every test of a tester built
+    on it fails in `setUp` with `error`'s message, and it adds one test that does the same."""
+    message = str(error)
 
     class CommonTestsUnavailable:
+        def setUp(self):
+            raise TransformersTestsUnavailable(message)
+
         def test_transformers_common_tests_available(self):
-            raise TransformersTestsUnavailable(str(error))
+            raise TransformersTestsUnavailable(message)
 
     return CommonTestsUnavailable
 

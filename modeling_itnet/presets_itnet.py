@@ -1,0 +1,56 @@
+"""Named ITNet presets: the `config.json` folders of the repository's `configuration/` directory.
+
+They ship inside the wheel as `modeling_itnet/presets/<name>/config.json` (see `pyproject.toml`); in a source
+checkout they are read from `configuration/` directly.
+
+    >>> from modeling_itnet import ITNetForImageClassification, preset_config
+    >>> model = ITNetForImageClassification(preset_config("itnet-tiny", num_labels=10))
+"""
+
+import json
+from pathlib import Path
+
+from .configuration_itnet import ITNetConfig
+
+
+def presets_dir() -> Path:
+    """The folder holding one sub-folder per preset, installed or in a source checkout."""
+    installed = Path(__file__).resolve().parent / "presets"
+    if installed.is_dir():
+        return installed
+    checkout = Path(__file__).resolve().parent.parent / "configuration"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError(f"No ITNet presets found at {installed} or {checkout}.")
+
+
+def list_presets() -> list[str]:
+    """Names of the available presets, e.g. `["itnet-base", "itnet-small", "itnet-tiny"]`."""
+    return sorted(p.parent.name for p in presets_dir().glob("*/config.json"))
+
+
+def preset_path(name: str) -> Path:
+    """The folder of preset `name`, loadable with `AutoConfig.from_pretrained`."""
+    path = presets_dir() / name
+    if not (path / "config.json").is_file():
+        raise ValueError(f"Unknown ITNet preset {name!r}; available: {list_presets()}.")
+    return path
+
+
+def preset_config(name: str, **overrides) -> ITNetConfig:
+    """`ITNetConfig` of preset `name`, with `overrides` applied (e.g. `num_labels=10`).
+
+    Raises a `ValueError` if the preset file holds a key that is not an `ITNetConfig` field.
+    """
+    path = preset_path(name) / "config.json"
+    values = json.loads(path.read_text())
+    if values.pop("model_type", "itnet") != "itnet":
+        raise ValueError(f"{path}: `model_type` must be 'itnet'.")
+    unknown = sorted(set(values) - set(ITNetConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"{path}: keys {unknown} are not ITNetConfig fields.")
+    values.update(overrides)
+    return ITNetConfig(**values)
+
+
+__all__ = ["list_presets", "preset_config", "preset_path", "presets_dir"]
