@@ -18,7 +18,7 @@ from .modeling_itnet import (
     ITNetModel,
     ITNetPreTrainedModel,
 )
-from .presets_itnet import list_presets, preset_config, preset_path
+from .presets_itnet import list_presets, preset_config, preset_path, tokenizer_path
 
 
 AutoConfig.register("itnet", ITNetConfig, exist_ok=True)
@@ -37,4 +37,5 @@ __all__ = [
     "list_presets",
     "preset_config",
     "preset_path",
+    "tokenizer_path",
 ]

@@ -1,7 +1,8 @@
-"""Named ITNet presets: the `config.json` folders of the repository's `configuration/` directory.
+"""Named ITNet presets and tokenizer assets: the folders of the repository's `configuration/` and `tokenization/`.
 
-They ship inside the wheel as `modeling_itnet/presets/<name>/config.json` (see `pyproject.toml`); in a source
-checkout they are read from `configuration/` directly.
+They ship inside the wheel as `modeling_itnet/presets/<name>/config.json` and
+`modeling_itnet/tokenization/<name>/tokenizer.json` (see `pyproject.toml`); in a source checkout they are read from
+`configuration/` and `tokenization/` directly.
 
     >>> from modeling_itnet import ITNetForImageClassification, preset_config
     >>> model = ITNetForImageClassification(preset_config("itnet-tiny", num_labels=10))
@@ -13,15 +14,30 @@ from pathlib import Path
 from .configuration_itnet import ITNetConfig
 
 
-def presets_dir() -> Path:
-    """The folder holding one sub-folder per preset, installed or in a source checkout."""
-    installed = Path(__file__).resolve().parent / "presets"
+DEFAULT_TOKENIZER = "itnet-wordpiece-8k"
+
+
+def _asset_dir(installed_name: str, checkout_name: str) -> Path:
+    installed = Path(__file__).resolve().parent / installed_name
     if installed.is_dir():
         return installed
-    checkout = Path(__file__).resolve().parent.parent / "configuration"
+    checkout = Path(__file__).resolve().parent.parent / checkout_name
     if checkout.is_dir():
         return checkout
-    raise FileNotFoundError(f"No ITNet presets found at {installed} or {checkout}.")
+    raise FileNotFoundError(f"No ITNet assets found at {installed} or {checkout}.")
+
+
+def presets_dir() -> Path:
+    """The folder holding one sub-folder per preset, installed or in a source checkout."""
+    return _asset_dir("presets", "configuration")
+
+
+def tokenizer_path(name: str = DEFAULT_TOKENIZER) -> Path:
+    """The folder of tokenizer `name`, loadable with `AutoTokenizer.from_pretrained` (no custom class needed)."""
+    path = _asset_dir("tokenization", "tokenization") / name
+    if not (path / "tokenizer.json").is_file():
+        raise ValueError(f"Unknown ITNet tokenizer {name!r} (looked in {path.parent}).")
+    return path
 
 
 def list_presets() -> list[str]:
@@ -53,4 +69,4 @@ def preset_config(name: str, **overrides) -> ITNetConfig:
     return ITNetConfig(**values)
 
 
-__all__ = ["list_presets", "preset_config", "preset_path", "presets_dir"]
+__all__ = ["list_presets", "preset_config", "preset_path", "presets_dir", "tokenizer_path"]
