@@ -23,7 +23,7 @@ def test_presets_are_listed():
 
 
 def test_presets_resolve_inside_an_installed_package():
-    package_dir = preset_path("itnet-tiny").parents[1]
+    package_dir = preset_path("itnet-tiny").parent
     if "site-packages" in modeling_itnet.__file__:  # a normal `pip install .`, as in CI
         assert package_dir.name == "presets" and package_dir.parent.name == "modeling_itnet"
 

@@ -3,6 +3,7 @@
 import json
 
 import torch
+from huggingface_hub import ModelCard
 from transformers import AutoModelForImageClassification
 
 import quickstart
@@ -19,3 +20,6 @@ def test_trainer_learns_mnist_digits(tmp_path):
     assert model.config.id2label[3] == "3"
     with torch.no_grad():
         assert model(pixel_values=torch.zeros(1, 1, 28, 28)).logits.shape == (1, 10)
+    card = ModelCard.load(f"{results['saved_to']}/README.md")
+    assert card.data.library_name == "transformers"
+    assert card.data.eval_results[0].metric_value == round(results["accuracy_after"], 4)
