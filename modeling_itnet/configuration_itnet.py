@@ -4,7 +4,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 
-KERNEL_FAMILIES = ("spectral", "low_rank")
+KERNEL_FAMILIES = ("spectral", "local", "low_rank")
 """Kernel families an `ITNetConfig` may list in `kernel_families`."""
 
 HIDDEN_ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu", "swish", "tanh")
@@ -40,13 +40,16 @@ class ITNetConfig(PreTrainedConfig):
         layer_norm_eps (`float`, defaults to 1e-5): epsilon of the layer norms.
         initializer_range (`float`, defaults to 0.02): std of the truncated-normal weight initialisation.
         kernel_families (`list[str]`, defaults to `["spectral", "low_rank"]`): kernel families mixed in every
-            block, from `"spectral"` (stationary `k(x_i - x_j)`, FFT) and `"low_rank"` (content kernel
-            `φ(q_i)·ψ(k_j)`, linear in N).
+            block, from `"spectral"` (stationary `k(x_i - x_j)` from an MLP, global, by FFT), `"local"` (stationary
+            kernel on a `local_window` window, one value per offset: a depthwise convolution) and `"low_rank"`
+            (content kernel `φ(q_i)·ψ(k_j)`, linear in N).
         is_causal (`bool`, defaults to `False`): restrict every kernel to `K(x_i, x_j) = 0` for `j > i`
             (raster order on the 2-D grid).
         spectral_num_frequencies (`int`, defaults to 16): Fourier frequencies per offset coordinate fed to the
             spectral kernel MLP.
         spectral_mlp_size (`int`, defaults to 64): hidden width of the spectral kernel MLP.
+        local_window (`int`, defaults to 3): side `W` of the `"local"` family's window of offsets (`W` taps on a
+            sequence, `W x W` on the patch grid).
 
     Example:
 
@@ -75,6 +78,7 @@ class ITNetConfig(PreTrainedConfig):
     is_causal: bool = False
     spectral_num_frequencies: int = 16
     spectral_mlp_size: int = 64
+    local_window: int = 3
 
     def __post_init__(self, **kwargs):
         self.kernel_families = list(self.kernel_families)
@@ -96,6 +100,7 @@ class ITNetConfig(PreTrainedConfig):
             "num_channels",
             "spectral_num_frequencies",
             "spectral_mlp_size",
+            "local_window",
         )
         for name in positive:
             value = getattr(self, name)

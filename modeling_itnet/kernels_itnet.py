@@ -231,6 +231,82 @@ def spectral_conv_naive(
     return out.reshape(values.shape)
 
 
+def local_window_kernel(table: torch.Tensor, lows: tuple[int, ...], grid_shape: tuple[int, ...]) -> torch.Tensor:
+    r"""Embed a window kernel into the full `[*(2g − 1), D]` offset layout of `spectral_conv`.
+
+    `table[m]` holds `k(δ)` for `δ = m + low` on each axis; offsets outside the window (or the grid) get 0.
+    """
+    full = table.new_zeros(*[2 * g - 1 for g in grid_shape], table.shape[-1])
+    src, dst = [], []
+    for size, low, g in zip(table.shape[:-1], lows, grid_shape):
+        offsets = torch.arange(size, device=table.device) + low
+        keep = offsets.abs() <= g - 1
+        src.append(torch.arange(size, device=table.device)[keep])
+        dst.append(offsets[keep] + g - 1)
+    src_index = torch.meshgrid(*src, indexing="ij")
+    dst_index = torch.meshgrid(*dst, indexing="ij")
+    full[dst_index] = table[src_index]
+    return full
+
+
+def local_conv(
+    values: torch.Tensor,
+    table: torch.Tensor,
+    lows: tuple[int, ...],
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+) -> torch.Tensor:
+    r"""Stationary kernel supported on a small window, evaluated directly: O(N·W) (the paper's local projections).
+
+        y_i = Σ_{δ ∈ window} k(δ) · w_{i−δ} · v_{i−δ},     k(δ) = table[δ − low]  (per channel)
+
+    Steps:
+        1. zero the padded values and, if causal, the window entries at offsets that look ahead (raster order);
+        2. a depthwise cross-correlation with the flipped table, padded by `high = low + W − 1` before and by
+           `−low` after on each axis, so that output `i` reads exactly the inputs `i − δ` of the window (a causal
+           window, `low ≥ 0`, never reads a later input).
+
+    Args:
+        values: `[B, *grid, D]`, one or two grid axes.
+        table: `[*W, D]` kernel values on the window, one entry per offset.
+        lows: the smallest offset `δ` of the window on each axis (e.g. `−(W − 1) // 2` for 'same', 0 for causal
+            1-D).
+        mask: optional `[B, *grid]` quadrature weights.
+        causal: zero the window entries with lexicographically negative offsets.
+
+    Returns:
+        `[B, *grid, D]`.
+    """
+    grid = tuple(values.shape[1:-1])
+    if table.ndim != len(grid) + 1 or table.shape[-1] != values.shape[-1] or len(lows) != len(grid):
+        raise ValueError(
+            f"`table` must have shape [*window, {values.shape[-1]}] with {len(grid)} window axes and `lows` one "
+            f"entry per axis; got table {list(table.shape)} and lows {lows}."
+        )
+    if mask is not None and tuple(mask.shape) != tuple(values.shape[:-1]):
+        raise ValueError(f"`mask` must have shape {list(values.shape[:-1])}, got {list(mask.shape)}.")
+    # 1. weights and causal support
+    v = values if mask is None else values * mask.unsqueeze(-1).to(values.dtype)
+    if causal:
+        axes = [torch.arange(size, device=table.device) + low for size, low in zip(table.shape[:-1], lows)]
+        offsets = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+        allowed = torch.zeros(offsets.shape[:-1], dtype=torch.bool, device=table.device)
+        decided = torch.zeros_like(allowed)
+        for axis in range(len(grid)):
+            allowed |= ~decided & (offsets[..., axis] > 0)
+            decided |= offsets[..., axis] != 0
+        table = table * (allowed | ~decided).unsqueeze(-1).to(table.dtype)
+    # 2. depthwise cross-correlation with the flipped table
+    channels = values.shape[-1]
+    weight = table.flip(tuple(range(len(grid)))).movedim(-1, 0).unsqueeze(1).to(v.dtype)  # [D, 1, *W]
+    padding = []  # F.pad order: last axis first, (before, after)
+    for size, low in reversed(list(zip(table.shape[:-1], lows))):
+        padding += [low + size - 1, -low]
+    x = torch.nn.functional.pad(v.movedim(-1, 1), padding)
+    conv = torch.nn.functional.conv1d if len(grid) == 1 else torch.nn.functional.conv2d
+    return conv(x, weight, groups=channels).movedim(1, -1)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Low-rank family: content kernels K(u_i, u_j) = φ(q_i)·ψ(k_j) / Σ_j' φ(q_i)·ψ(k_j')
 # --------------------------------------------------------------------------------------------------------------
@@ -340,12 +416,935 @@ def low_rank_transform_naive(
     return K @ value
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Softmax and general MLP families: softmax_j(q_i·k_j + b_ij); MLP(x_i − x_j, u_i, u_j), tiled or Monte Carlo
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _check_softmax(query, key, value, mask, bias):
+    if query.dim() != 4 or query.shape != key.shape:
+        raise ValueError(f"`query` and `key` must have the same shape [B, H, N, D], got {list(query.shape)} and {list(key.shape)}.")
+    if value.dim() != 4 or value.shape[:3] != query.shape[:3]:
+        raise ValueError(f"`value` must have shape [B, H, N, E] matching `query` {list(query.shape[:3])}, got {list(value.shape)}.")
+    batch, heads, length = query.shape[:3]
+    if mask is not None and tuple(mask.shape) != (batch, length):
+        raise ValueError(f"`mask` must have shape [B, N] = {[batch, length]}, got {list(mask.shape)}.")
+    if bias is not None:
+        ok = bias.dim() in (3, 4) and tuple(bias.shape[-2:]) == (length, length)
+        if ok:
+            try:
+                full = (batch, heads, length, length)
+                ok = torch.broadcast_shapes(tuple(bias.shape), full) == full
+            except RuntimeError:
+                ok = False
+        if not ok:
+            raise ValueError(
+                f"`bias` must have shape [H, N, N] = {[heads, length, length]} or broadcast to [B, H, N, N] = "
+                f"{[batch, heads, length, length]}, got {list(bias.shape)}."
+            )
+
+
+def _allowed_keys(mask: torch.Tensor | None, causal: bool, length: int, device) -> torch.Tensor | None:
+    """`[B or 1, 1, N, N]` boolean: True where key `j` is allowed for query `i` (`w_j ≠ 0`, and `j ≤ i` if causal);
+    None when every pair is allowed."""
+    allowed = None
+    if mask is not None:
+        allowed = (mask != 0)[:, None, None, :]
+    if causal:
+        tril = torch.ones(length, length, dtype=torch.bool, device=device).tril()[None, None]
+        allowed = tril if allowed is None else allowed & tril
+    return allowed
+
+
+def relative_position_bias(table: torch.Tensor, grid_shape: tuple[int, ...]) -> torch.Tensor:
+    r"""Expand a per-head table over grid offsets into the additive bias `b_ij = b(x_i − x_j)` of every pair.
+
+    Steps:
+        1. list the grid points `x_i` in raster order (`N = prod(grid_shape)`);
+        2. offsets `δ_ij = x_i − x_j`, shifted by `g − 1` per axis into table indices;
+        3. gather `table[h, δ_ij + g − 1]` for every head.
+
+    Args:
+        table: `[H, *(2 g − 1)]` for a 1-D or 2-D grid `g`, entry `δ + g − 1` holding `b(δ)`.
+        grid_shape: the grid `g` (one or two axes).
+
+    Returns:
+        `[H, N, N]`, ready as the `bias` of `softmax_transform`.
+    """
+    grid = tuple(int(g) for g in grid_shape)
+    expected = tuple(2 * g - 1 for g in grid)
+    if len(grid) not in (1, 2) or table.dim() != len(grid) + 1 or tuple(table.shape[1:]) != expected:
+        raise ValueError(
+            f"`table` must have shape [H, *(2g - 1)] = [H, {', '.join(map(str, expected))}] for grid {list(grid)}, "
+            f"got {list(table.shape)}."
+        )
+    # 1. grid points in raster order, [N, n_axes]
+    axes = [torch.arange(g, device=table.device) for g in grid]
+    points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(grid))
+    # 2. table index of every offset
+    offsets = points[:, None, :] - points[None, :, :]
+    index = tuple(offsets[..., a] + grid[a] - 1 for a in range(len(grid)))
+    # 3. gather per head
+    return table[(slice(None),) + index]
+
+
+def softmax_transform(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    bias: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    r"""Softmax content kernel through the fused `scaled_dot_product_attention`: multi-head attention.
+
+        y_i = Σ_j K_ij v_j,    K_ij = w_j exp(s_ij) / Σ_j' w_j' exp(s_ij'),    s_ij = q_i·k_j·scale + b_ij
+
+    over the allowed keys (`w_j = 1`, and `j ≤ i` if causal). A query with no allowed key (causal with left
+    padding) returns exactly 0.
+
+    Steps:
+        1. allowed pairs `[B, 1, N, N]` from the mask and causality; rows with no allowed key are opened up to every
+           key (so the fused softmax never sees an all `−∞` row, which gives NaN on some backends, forward or
+           backward) and remembered;
+        2. SDPA with the boolean mask, or with the additive mask `b_ij` (`−∞` where not allowed) when a bias is
+           given, or with `is_causal` / no mask when nothing else is needed;
+        3. rows with no allowed key are set to 0.
+
+    Computes in the input dtype.
+
+    Args:
+        query, key: `[B, H, N, D]`.
+        value: `[B, H, N, E]`.
+        mask: optional `[B, N]` quadrature weights (0 for padding; a padded key contributes nothing).
+        causal: restrict to `j ≤ i`.
+        bias: optional additive `[H, N, N]` (or broadcastable to `[B, H, N, N]`) scores `b_ij`, e.g. from
+            `relative_position_bias`.
+        scale: multiplies `q_i·k_j`; default `1/√D`.
+
+    Returns:
+        `[B, H, N, E]`.
+    """
+    _check_softmax(query, key, value, mask, bias)
+    length = query.shape[2]
+    # 1. allowed pairs; empty rows opened up, remembered in `has_key`
+    allowed = _allowed_keys(mask, causal, length, query.device)
+    has_key = None
+    if mask is not None:
+        has_key = allowed.any(dim=-1, keepdim=True)  # [B, 1, N, 1]
+        if not bool(has_key.all()):
+            allowed = allowed | ~has_key
+        else:
+            has_key = None
+    # 2. fused attention
+    if bias is not None:
+        attn_mask = bias.to(query.dtype)
+        if allowed is not None:
+            attn_mask = attn_mask.masked_fill(~allowed, float("-inf"))
+        out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, scale=scale)
+    elif mask is None:
+        out = torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=causal, scale=scale)
+    else:
+        out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scale)
+    # 3. rows with no allowed key
+    if has_key is not None:
+        out = out * has_key.to(out.dtype)
+    return out
+
+
+def softmax_transform_naive(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    bias: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    r"""Reference for `softmax_transform`: the explicit `[N, N]` kernel.
+
+    Steps:
+        1. scores `s_ij = q_i·k_j·scale + b_ij`;
+        2. `−∞` where `w_j = 0` or (causal) `j > i`;
+        3. `K_ij = softmax_j(s_ij)`, rows with no allowed key set to 0;
+        4. `y_i = Σ_j K_ij v_j`.
+    """
+    _check_softmax(query, key, value, mask, bias)
+    scale = query.shape[-1] ** -0.5 if scale is None else scale
+    # 1. scores
+    scores = (query @ key.transpose(-1, -2)) * scale
+    if bias is not None:
+        scores = scores + bias.to(scores.dtype)
+    # 2. disallowed pairs
+    allowed = _allowed_keys(mask, causal, query.shape[2], query.device)
+    if allowed is None:
+        return scores.softmax(dim=-1) @ value
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    # 3. softmax, empty rows zeroed
+    K = scores.softmax(dim=-1).masked_fill(~allowed.any(dim=-1, keepdim=True), 0.0)
+    # 4. weighted sum
+    return K @ value
+
+
+def _check_mlp_kernel(positions, left, right, value, mask):
+    if positions.dim() != 3:
+        raise ValueError(f"`positions` must have shape [B, N, P], got {list(positions.shape)}.")
+    batch, length = positions.shape[:2]
+    if left.dim() != 3 or tuple(left.shape[:2]) != (batch, length):
+        raise ValueError(f"`left` must have shape [B, N, A] with [B, N] = {[batch, length]}, got {list(left.shape)}.")
+    if right.dim() != 3 or tuple(right.shape[:2]) != (batch, length):
+        raise ValueError(f"`right` must have shape [B, N, A] with [B, N] = {[batch, length]}, got {list(right.shape)}.")
+    if value.dim() != 4 or value.shape[0] != batch or value.shape[2] != length:
+        raise ValueError(f"`value` must have shape [B, H, N, E] with B = {batch}, N = {length}, got {list(value.shape)}.")
+    if mask is not None and tuple(mask.shape) != (batch, length):
+        raise ValueError(f"`mask` must have shape [B, N] = {[batch, length]}, got {list(mask.shape)}.")
+
+
+def _evaluate_kernel(kernel_fn, offsets, left_i, right_j, heads: int, dtype) -> torch.Tensor:
+    """`kernel_fn` on broadcast pair tensors, checked to return `[..., H]`."""
+    shape = offsets.shape[:-1]
+    left_i = left_i.expand(*shape, left_i.shape[-1])
+    right_j = right_j.expand(*shape, right_j.shape[-1])
+    K = kernel_fn(offsets, left_i, right_j)
+    if tuple(K.shape) != (*shape, heads):
+        raise ValueError(
+            f"`kernel_fn` must return shape {[*shape, heads]} ([..., H] with H = value heads), got {list(K.shape)}."
+        )
+    return K.to(dtype)
+
+
+def _quadrature_normaliser(mask, causal: bool, batch: int, length: int, device, dtype) -> torch.Tensor:
+    """`Z_i = Σ_j w_j` over the allowed keys of row `i`, `[B, N]`."""
+    w = torch.ones(batch, length, device=device, dtype=dtype) if mask is None else mask.to(dtype)
+    if causal:
+        return w.cumsum(dim=1)
+    return w.sum(dim=1, keepdim=True).expand(batch, length)
+
+
+def _mlp_kernel_tile(kernel_fn, heads, q_start, k_start, causal, pos_i, pos_j, left_i, right_j, value_j, w_j):
+    """`Σ_{j ∈ tile} w_j K_ij v_j` for one (query tile, key tile): `[B, H, T_i, E]`."""
+    offsets = pos_i[:, :, None, :] - pos_j[:, None, :, :]  # [B, Ti, Tj, P]
+    K = _evaluate_kernel(kernel_fn, offsets, left_i[:, :, None, :], right_j[:, None, :, :], heads, value_j.dtype)
+    weight = None if w_j is None else w_j[:, None, :].to(K.dtype)  # [B, 1, Tj]
+    if causal:
+        rows = torch.arange(q_start, q_start + pos_i.shape[1], device=K.device)
+        cols = torch.arange(k_start, k_start + pos_j.shape[1], device=K.device)
+        lower = (cols[None, :] <= rows[:, None]).to(K.dtype)[None]  # [1, Ti, Tj]
+        weight = lower if weight is None else weight * lower
+    if weight is not None:
+        K = K * weight[..., None]
+    return torch.einsum("bijh,bhje->bhie", K, value_j)
+
+
+def mlp_kernel_transform(
+    positions: torch.Tensor,
+    left: torch.Tensor,
+    right: torch.Tensor,
+    value: torch.Tensor,
+    kernel_fn,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    tile_size: int = 128,
+) -> torch.Tensor:
+    r"""General (unconstrained) kernel by tiled kernel fusion: the N×N×H kernel is never materialised.
+
+        y_i = (1/Z_i) Σ_j w_j K_ij v_j,    K_ij = kernel_fn(x_i − x_j, a(u_i), b(u_j)) ∈ R^H,    Z_i = Σ_j w_j
+
+    with the sums over the allowed keys (`j ≤ i` if causal). `Z_i` is the quadrature normaliser, so the output is
+    the mean of `K·v` over the real keys (a Monte Carlo–compatible normalisation, see `monte_carlo_transform`);
+    where `Z_i = 0` the output is 0. Positions are arbitrary real coordinates of any dimension (irregular allowed).
+
+    Steps:
+        1. cut queries and keys into tiles of `T = tile_size` tokens; in causal mode skip key tiles entirely after
+           the query tile;
+        2. for each (query tile, key tile): evaluate `K` on the `[B, T, T, H]` tile, weight by `w_j` (and the causal
+           triangle), contract with `v_j` at once into the `[B, H, T, E]` accumulator and discard the tile. With
+           autograd recording, each tile runs under `torch.utils.checkpoint` (non-reentrant): it keeps only views
+           of its inputs and recomputes the tile in backward, so the saved state is O(N·(P + A + H·E)) plus
+           O(1) per tile, and the peak is O(B·T²·hidden) for one tile — forward and backward, never O(N²·H);
+        3. divide by `Z_i` (0 where `Z_i = 0`).
+
+    Time O(N²·cost(kernel_fn)). The output has the dtype of `value`.
+
+    Args:
+        positions: `[B, N, P]` coordinates `x_i`.
+        left: `[B, N, A]` query-side features `a(u_i)`.
+        right: `[B, N, A']` key-side features `b(u_j)`.
+        value: `[B, H, N, E]`.
+        kernel_fn: callable `(offsets [..., P], left_i [..., A], right_j [..., A']) -> [..., H]`, applied on
+            broadcast pair tensors (e.g. an MLP module owned by the caller; its parameters get gradients).
+        mask: optional `[B, N]` quadrature weights (0 for padding).
+        causal: restrict to `j ≤ i`.
+        tile_size: `T`, tokens per query/key tile.
+
+    Returns:
+        `[B, H, N, E]`.
+    """
+    _check_mlp_kernel(positions, left, right, value, mask)
+    if tile_size < 1:
+        raise ValueError(f"`tile_size` must be at least 1, got {tile_size}.")
+    batch, heads, length, width = value.shape
+    from torch.utils.checkpoint import checkpoint
+
+    checkpointing = torch.is_grad_enabled()
+    rows = []
+    # 1. query tiles
+    for q_start in range(0, length, tile_size):
+        q_end = min(q_start + tile_size, length)
+        acc = value.new_zeros(batch, heads, q_end - q_start, width)
+        for k_start in range(0, q_end if causal else length, tile_size):
+            k_end = min(k_start + tile_size, length)
+            tile_causal = causal and k_end - 1 > q_start  # only tiles crossing the diagonal need the triangle
+            args = (
+                kernel_fn, heads, q_start, k_start, tile_causal,
+                positions[:, q_start:q_end], positions[:, k_start:k_end],
+                left[:, q_start:q_end], right[:, k_start:k_end],
+                value[:, :, k_start:k_end], None if mask is None else mask[:, k_start:k_end],
+            )  # fmt: skip
+            # 2. evaluate, contract, discard (recomputed in backward)
+            if checkpointing:
+                tile = checkpoint(_mlp_kernel_tile, *args, use_reentrant=False)
+            else:
+                tile = _mlp_kernel_tile(*args)
+            acc = acc + tile
+        rows.append(acc)
+    out = torch.cat(rows, dim=2)
+    # 3. quadrature normaliser
+    Z = _quadrature_normaliser(mask, causal, batch, length, value.device, value.dtype)
+    return out / torch.where(Z > 0, Z, torch.ones_like(Z))[:, None, :, None]
+
+
+def mlp_kernel_transform_naive(
+    positions: torch.Tensor,
+    left: torch.Tensor,
+    right: torch.Tensor,
+    value: torch.Tensor,
+    kernel_fn,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+) -> torch.Tensor:
+    r"""Reference for `mlp_kernel_transform`: the full `[B, N, N, H]` kernel.
+
+    Steps:
+        1. offsets `x_i − x_j` for every pair, `K = kernel_fn(x_i − x_j, a(u_i), b(u_j))`, `[B, N, N, H]`;
+        2. `K_ij · w_j`, zeroed for `j > i` if causal;
+        3. `y_i = Σ_j K_ij v_j / Z_i` with `Z_i = Σ_j w_j` over the allowed keys (0 where `Z_i = 0`).
+    """
+    _check_mlp_kernel(positions, left, right, value, mask)
+    batch, heads, length, _ = value.shape
+    # 1. the full kernel
+    offsets = positions[:, :, None, :] - positions[:, None, :, :]
+    K = _evaluate_kernel(kernel_fn, offsets, left[:, :, None, :], right[:, None, :, :], heads, value.dtype)
+    # 2. quadrature weights, causality
+    if mask is not None:
+        K = K * mask[:, None, :, None].to(K.dtype)
+    if causal:
+        K = K * torch.ones(length, length, device=K.device, dtype=K.dtype).tril()[None, :, :, None]
+    # 3. weighted sum, normalised
+    out = torch.einsum("bijh,bhje->bhie", K, value)
+    Z = _quadrature_normaliser(mask, causal, batch, length, value.device, value.dtype)
+    return out / torch.where(Z > 0, Z, torch.ones_like(Z))[:, None, :, None]
+
+
+def monte_carlo_sample(
+    log_proposal: torch.Tensor,
+    num_samples: int,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Draw `M` keys per query from `q_i(j) ∝ exp(s_j)` over the allowed keys of row `i`, with replacement.
+
+        q_i(j) = exp(s_j) / Σ_{j' ∈ A_i} exp(s_j')  for j ∈ A_i = {j : w_j ≠ 0, and j ≤ i if causal},  else 0
+
+    Steps (inverse-CDF sampling in O(N·M·log N), never an `[N, N]` table, in float64 and without gradient):
+        1. masked scores (`−∞` where `w_j = 0`) and their running log-normaliser `c_j = log Σ_{j' ≤ j} exp(s_j')`;
+           the row normaliser is `L_i = c_i` if causal, else `c_{N−1}`;
+        2. `u ~ U(0, 1)` from `generator`; `j` = the first key with `c_j > log u + L_i`, which has probability
+           exactly `q_i(j)` (keys with no mass never are), clamped to the last allowed key of row `i` against
+           rounding;
+        3. importance weights `1/q_i(j) = exp(L_i − s_j)`.
+
+    Args:
+        log_proposal: `[B, N]` scores `s_j` (finite at the allowed keys; detached).
+        num_samples: `M ≥ 1`.
+        mask: optional `[B, N]` quadrature weights.
+        causal: restrict row `i` to `j ≤ i`.
+        generator: source of randomness; the same seeded generator gives the same samples.
+
+    Returns:
+        `index` `[B, N, M]` (long), `inverse_q` `[B, N, M]` float64 (`1/q_i(j)`; 0 on rows with no allowed key,
+        whose index is a placeholder 0), `has_key` `[B, N]` bool.
+    """
+    if log_proposal.dim() != 2:
+        raise ValueError(f"`log_proposal` must have shape [B, N], got {list(log_proposal.shape)}.")
+    if mask is not None and mask.shape != log_proposal.shape:
+        raise ValueError(f"`mask` must have shape [B, N] = {list(log_proposal.shape)}, got {list(mask.shape)}.")
+    if num_samples < 1:
+        raise ValueError(f"`num_samples` must be at least 1, got {num_samples}.")
+    batch, length = log_proposal.shape
+    device = log_proposal.device
+    with torch.no_grad():
+        # 1. masked scores and running log-normaliser
+        scores = log_proposal.detach().to(torch.float64)
+        allowed = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask != 0
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        log_cdf = torch.logcumsumexp(scores, dim=1)  # [B, N]
+        row_log_norm = log_cdf if causal else log_cdf[:, -1:].expand(batch, length)  # L_i
+        has_key = torch.isfinite(row_log_norm)
+        positions = torch.arange(length, device=device).expand(batch, length)
+        last_allowed = torch.where(allowed, positions, torch.full_like(positions, -1))
+        last_allowed = last_allowed.cummax(dim=1).values if causal else last_allowed.max(dim=1, keepdim=True).values
+        last_allowed = last_allowed.expand(batch, length)
+        # 2. inverse CDF
+        uniform = torch.rand(batch, length, num_samples, generator=generator, device=device, dtype=torch.float64)
+        target = uniform.log() + row_log_norm.unsqueeze(-1)
+        index = torch.searchsorted(log_cdf.contiguous(), target.reshape(batch, -1), right=True).reshape(target.shape)
+        index = torch.minimum(index, last_allowed.unsqueeze(-1))
+        index = torch.where(has_key.unsqueeze(-1), index, torch.zeros_like(index))
+        # 3. importance weights
+        sampled_scores = scores.gather(1, index.reshape(batch, -1)).reshape(index.shape)
+        inverse_q = torch.exp(row_log_norm.unsqueeze(-1) - sampled_scores)
+        inverse_q = torch.where(has_key.unsqueeze(-1), inverse_q, torch.zeros_like(inverse_q))
+    return index, inverse_q, has_key
+
+
+def monte_carlo_transform(
+    positions: torch.Tensor,
+    left: torch.Tensor,
+    right: torch.Tensor,
+    value: torch.Tensor,
+    kernel_fn,
+    log_proposal: torch.Tensor,
+    num_samples: int,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""Importance-weighted Monte Carlo estimate of `mlp_kernel_transform`, O(N·M·H) instead of O(N²·H).
+
+        Ŝ_i = (1/M) Σ_m w_{j_m} K_{i j_m} v_{j_m} / q_i(j_m),    j_m ~ q_i i.i.d.,    y_i = Ŝ_i / Z_i
+
+    `q_i` is the learned proposal `softmax(log_proposal)` restricted to the allowed keys of row `i` (see
+    `monte_carlo_sample`). Since every allowed key has `q_i(j) > 0`, `E[Ŝ_i] = Σ_j w_j K_ij v_j = S_i` exactly
+    (unbiased for any proposal; the proposal only changes the variance, which is `Var_q[w K v / q] / M`).
+    `Z_i = Σ_j w_j` is known exactly, so `E[y_i]` equals `mlp_kernel_transform` exactly; rows with no allowed
+    key return 0.
+
+    Steps:
+        1. draw `index` `[B, N, M]` and `1/q` from `monte_carlo_sample`;
+        2. gather `x_j`, `b(u_j)`, `v_j`, `w_j` at the sampled keys and evaluate `K` on the `[B, N, M]` pairs;
+        3. average `w_j K_ij v_j / q_i(j)` over the `M` samples and divide by `Z_i`.
+
+    Determinism: the samples come from `generator` (the global RNG if None). In eval mode the caller passes a
+    generator seeded with a fixed seed (e.g. `torch.Generator(device).manual_seed(0)` made afresh per call), so
+    the same inputs give the same output.
+
+    Gradients flow to `value`, `left`, `right` and `kernel_fn`'s parameters through the sampled terms (the
+    gradient of the estimate is an unbiased estimate of the exact gradient, since the sampling does not depend on
+    them). The sample indices are not differentiated and `log_proposal` gets NO gradient: the score-function
+    (REINFORCE) term that would train the proposal, e.g. to reduce variance, is not included; train it with a
+    separate objective if needed.
+
+    Args:
+        positions, left, right, value, kernel_fn, mask, causal: as in `mlp_kernel_transform`.
+        log_proposal: `[B, N]` proposal scores `s_j` per key.
+        num_samples: `M`, samples per query (with replacement; `M` may exceed the number of allowed keys).
+        generator: `torch.Generator` for the samples.
+
+    Returns:
+        `[B, H, N, E]` in the dtype of `value`.
+    """
+    _check_mlp_kernel(positions, left, right, value, mask)
+    if tuple(log_proposal.shape) != tuple(positions.shape[:2]):
+        raise ValueError(
+            f"`log_proposal` must have shape [B, N] = {list(positions.shape[:2])}, got {list(log_proposal.shape)}."
+        )
+    batch, heads, length, _ = value.shape
+    # 1. samples and importance weights
+    index, inverse_q, has_key = monte_carlo_sample(log_proposal, num_samples, mask, causal, generator)
+    flat = index.reshape(batch, -1)  # [B, N·M]
+    batch_index = torch.arange(batch, device=value.device)[:, None]
+    # 2. gather the sampled keys and evaluate K on [B, N, M] pairs
+    pos_j = positions[batch_index, flat].reshape(batch, length, num_samples, -1)
+    right_j = right[batch_index, flat].reshape(batch, length, num_samples, -1)
+    value_j = value.transpose(1, 2)[batch_index, flat].reshape(batch, length, num_samples, heads, -1)
+    offsets = positions[:, :, None, :] - pos_j
+    K = _evaluate_kernel(kernel_fn, offsets, left[:, :, None, :], right_j, heads, value.dtype)  # [B, N, M, H]
+    weight = inverse_q.to(value.dtype)
+    if mask is not None:
+        weight = weight * mask.to(value.dtype)[batch_index, flat].reshape(index.shape)
+    # 3. importance-weighted mean, normalised
+    estimate = torch.einsum("bnmh,bnmhe->bhne", K * weight[..., None], value_j) / num_samples
+    Z = _quadrature_normaliser(mask, causal, batch, length, value.device, value.dtype)
+    out = estimate / torch.where(Z > 0, Z, torch.ones_like(Z))[:, None, :, None]
+    return torch.where(has_key[:, None, :, None], out, torch.zeros_like(out))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Recurrence family: causal kernels with sequential structure (selective state spaces, gated linear RNNs, S4/LTI)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _check_decay(query, key, value, log_decay, mask, initial_state):
+    _check_low_rank(query, key, value, mask)
+    batch, heads, length, rank = query.shape
+    if tuple(log_decay.shape) not in ((batch, heads, length), (batch, heads, length, rank)):
+        raise ValueError(
+            f"`log_decay` must have shape [B, H, N] = {[batch, heads, length]} or [B, H, N, R] = "
+            f"{[batch, heads, length, rank]}, got {list(log_decay.shape)}."
+        )
+    if initial_state is not None and tuple(initial_state.shape) != (batch, heads, rank, value.shape[-1]):
+        raise ValueError(
+            f"`initial_state` must have shape [B, H, R, E] = {[batch, heads, rank, value.shape[-1]]}, "
+            f"got {list(initial_state.shape)}."
+        )
+
+
+def _prepare_decay(key, log_decay, mask):
+    """Quadrature weights on the keys; a padded step keeps the state as it is (log-decay 0, no input).
+
+    Returns the weighted key and the log-decay as `[B, H, N, R']` (`R' = 1` for a scalar decay per step) in at least
+    float32.
+    """
+    log_decay = log_decay.to(torch.promote_types(log_decay.dtype, torch.float32))
+    if log_decay.dim() == 3:
+        log_decay = log_decay.unsqueeze(-1)
+    if mask is not None:
+        key = key * mask[:, None, :, None].to(key.dtype)
+        log_decay = torch.where(mask[:, None, :, None] != 0, log_decay, torch.zeros_like(log_decay))
+    return key, log_decay
+
+
+def decay_low_rank_transform(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    log_decay: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    initial_state: torch.Tensor | None = None,
+    chunk_size: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Causal low-rank kernel with data-dependent decay, chunked: GLA, RetNet and Mamba-2 (SSD) as a transform.
+
+        K(t, s) = q_tᵀ diag(Π_{s<τ≤t} a_τ) k_s   for s ≤ t,   0 otherwise
+        y_t     = Σ_s w_s K(t, s) v_s  +  q_tᵀ diag(Π_{τ≤t} a_τ) S_0                    (unnormalised)
+
+    equivalently the linear recurrence `S_t = diag(a_t) S_{t−1} + w_t k_t v_tᵀ`, `y_t = q_tᵀ S_t` (see
+    `decay_low_rank_recurrent`). The decay `a_τ = exp(log_decay_τ) ∈ (0, 1]` is one scalar per head and step
+    (RetNet, Mamba-2) or one per feature `r` (GLA). A padded step (`w_τ = 0`) neither adds its `k_τ v_τᵀ` nor
+    decays the state, so a left- or right-padded batch gives exactly each sequence's own outputs and final state.
+
+    Chunked parallel form (chunks of `C` tokens), O(N·C·R + N·R·E) time, O(N·C·R' + (N/C)·R·E) memory:
+        1. per chunk, log-decay sums without any subtraction (every exponent is a sum of non-positive numbers, so
+           nothing overflows however strong the decay and no later value enters an earlier sum):
+           `seg[i, j] = Σ_{j<τ≤i} log a_τ` (masked cumulative sum, `-inf` above the diagonal),
+           `pre[i] = Σ_{τ≤i} log a_τ`, `suf[j] = Σ_{j<τ<C} log a_τ`, `tot = Σ_τ log a_τ`;
+        2. intra-chunk: `y_i += Σ_{j≤i} (q_i ⊙ exp(seg[i, j]))·k_j v_j` through the `[C, C]` decayed score matrix;
+        3. chunk summaries `U_c = Σ_j (k_j ⊙ exp(suf[j])) v_jᵀ` (`[R, E]`);
+        4. state passing over chunks, `S_c = diag(exp(tot_c)) S_{c−1} + U_c` from `S_{−1} = initial_state`
+           (a loop over the N/C chunks on `[R, E]` states);
+        5. inter-chunk: `y_i += (q_i ⊙ exp(pre[i]))ᵀ S_{c−1}`.
+    Causality is exact bit for bit: outputs at `t` are computed from inputs at `≤ t` only (masked entries are
+    exact zeros, cumulative sums never subtract).
+
+    Args:
+        query, key: `[B, H, N, R]` (`C_t` and `Δ_t B_t` in Mamba-2 terms).
+        value: `[B, H, N, E]` (`x_t`).
+        log_decay: `[B, H, N]` (scalar decay per head and step) or `[B, H, N, R]` (per feature); finite, `≤ 0`.
+        mask: optional `[B, N]` quadrature weights (0 for padding).
+        initial_state: optional `[B, H, R, E]` state `S_{−1}` before the first step (0 if omitted).
+        chunk_size: `C`, tokens per chunk (any value ≥ 1; need not divide N).
+
+    Returns:
+        `(output [B, H, N, E], final_state [B, H, R, E])`, in the promoted dtype of query, key and value.
+    """
+    _check_decay(query, key, value, log_decay, mask, initial_state)
+    dtype = torch.promote_types(torch.promote_types(query.dtype, key.dtype), value.dtype)
+    query, key, value = query.to(dtype), key.to(dtype), value.to(dtype)
+    key, log_decay = _prepare_decay(key, log_decay, mask)
+    batch, heads, length, rank = query.shape
+    width = value.shape[-1]
+    chunk = max(1, min(chunk_size, length))
+    pad = (-length) % chunk
+    chunks = (length + pad) // chunk
+    # padding at the end: zero inputs and log-decay 0 leave the state unchanged
+    q, k, v, g = (
+        torch.nn.functional.pad(t, (0, 0, 0, pad)).reshape(batch, heads, chunks, chunk, t.shape[-1])
+        for t in (query, key, value, log_decay)
+    )
+    # 1. log-decay sums inside each chunk, [B, H, nc, C, R'] and [B, H, nc, C, C, R']
+    strictly_lower = torch.tril(torch.ones(chunk, chunk, dtype=torch.bool, device=g.device), diagonal=-1)
+    spread = torch.where(strictly_lower[:, :, None], g.unsqueeze(-2), torch.zeros((), dtype=g.dtype, device=g.device))
+    seg = torch.cumsum(spread, dim=-3)  # seg[i, j] = Σ_{j<τ≤i} g_τ: rows τ > j of column j, summed up to row i
+    lower = torch.tril(torch.ones(chunk, chunk, dtype=torch.bool, device=g.device))
+    seg = seg.masked_fill(~lower[:, :, None], float("-inf"))
+    prefix = torch.cumsum(g, dim=-2)  # Σ_{τ≤i}
+    suffix = torch.flip(_exclusive_cumsum(torch.flip(g, dims=(-2,)), dim=-2), dims=(-2,))  # Σ_{i<τ<C}
+    total = g.sum(dim=-2)  # [B, H, nc, R']
+    # 2. intra-chunk
+    decay = seg.exp().to(dtype)
+    if g.shape[-1] == 1:
+        scores = torch.einsum("bhcir,bhcjr->bhcij", q, k) * decay[..., 0]
+    else:
+        scores = torch.einsum("bhcir,bhcijr,bhcjr->bhcij", q, decay, k)
+    out = torch.einsum("bhcij,bhcje->bhcie", scores, v)
+    # 3. chunk summaries
+    summaries = torch.einsum("bhcjr,bhcje->bhcre", k * suffix.exp().to(dtype), v)
+    # 4. state passing over chunks
+    state = (
+        initial_state.to(dtype)
+        if initial_state is not None
+        else query.new_zeros(batch, heads, rank, width)
+    )
+    chunk_decay = total.exp().to(dtype).unsqueeze(-1)  # [B, H, nc, R', 1]
+    previous = []
+    for c in range(chunks):
+        previous.append(state)
+        state = chunk_decay[:, :, c] * state + summaries[:, :, c]
+    previous = torch.stack(previous, dim=2)  # [B, H, nc, R, E]: the state before each chunk
+    # 5. inter-chunk
+    out = out + torch.einsum("bhcir,bhcre->bhcie", q * prefix.exp().to(dtype), previous)
+    return out.reshape(batch, heads, chunks * chunk, width)[:, :, :length], state
+
+
+def decay_low_rank_step(
+    query_t: torch.Tensor,
+    key_t: torch.Tensor,
+    value_t: torch.Tensor,
+    log_decay_t: torch.Tensor,
+    state: torch.Tensor | None = None,
+    mask_t: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""One step of the decayed low-rank recurrence (the generation path with a recurrent-state cache).
+
+        S_t = diag(a_t) S_{t−1} + w_t k_t v_tᵀ,        y_t = q_tᵀ S_t,        a_t = exp(log_decay_t)
+
+    Steps:
+        1. a padded step (`w_t = 0`) keeps the state: log-decay 0, no input;
+        2. decay the state and add the weighted outer product `w_t k_t v_tᵀ`;
+        3. read out `y_t = q_tᵀ S_t`.
+
+    Args:
+        query_t, key_t: `[B, H, R]`.
+        value_t: `[B, H, E]`.
+        log_decay_t: `[B, H]` or `[B, H, R]`, `≤ 0`.
+        state: `[B, H, R, E]`, or None for a zero state.
+        mask_t: optional `[B]` quadrature weights of this step.
+
+    Returns:
+        `(y_t [B, H, E], state [B, H, R, E])`.
+    """
+    dtype = torch.promote_types(torch.promote_types(query_t.dtype, key_t.dtype), value_t.dtype)
+    log_decay_t = log_decay_t.to(torch.promote_types(log_decay_t.dtype, torch.float32))
+    if log_decay_t.dim() == 2:
+        log_decay_t = log_decay_t.unsqueeze(-1)
+    # 1. padding
+    if mask_t is not None:
+        key_t = key_t * mask_t[:, None, None].to(key_t.dtype)
+        log_decay_t = torch.where(mask_t[:, None, None] != 0, log_decay_t, torch.zeros_like(log_decay_t))
+    if state is None:
+        state = query_t.new_zeros(*query_t.shape, value_t.shape[-1], dtype=dtype)
+    # 2. decay and write
+    state = log_decay_t.exp().to(dtype).unsqueeze(-1) * state.to(dtype) + key_t.to(dtype).unsqueeze(-1) * value_t.to(
+        dtype
+    ).unsqueeze(-2)
+    # 3. read
+    return torch.einsum("bhr,bhre->bhe", query_t.to(dtype), state), state
+
+
+def decay_low_rank_recurrent(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    log_decay: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    initial_state: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Recurrent form of `decay_low_rank_transform`: `decay_low_rank_step` applied for t = 0 .. N−1.
+
+        S_t = diag(a_t) S_{t−1} + w_t k_t v_tᵀ,        y_t = q_tᵀ S_t,        S_{−1} = initial_state (or 0)
+
+    Steps:
+        1. start from `initial_state`;
+        2. for each t, one step (padded steps keep the state);
+        3. stack the outputs.
+
+    Args and returns as `decay_low_rank_transform`; O(N·R·E) time, O(R·E) state, N sequential steps.
+    """
+    _check_decay(query, key, value, log_decay, mask, initial_state)
+    # 1. initial state
+    state = initial_state
+    outputs = []
+    # 2. one step per token
+    for t in range(query.shape[2]):
+        y, state = decay_low_rank_step(
+            query[:, :, t], key[:, :, t], value[:, :, t], log_decay[:, :, t], state, None if mask is None else mask[:, t]
+        )
+        outputs.append(y)
+    # 3. stack
+    return torch.stack(outputs, dim=2), state
+
+
+def decay_low_rank_transform_naive(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    log_decay: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    initial_state: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Reference for `decay_low_rank_transform`: the explicit `[N, N]` kernel from products of decays.
+
+    Steps:
+        1. `a_τ = exp(log a_τ)` (1 at padded steps); `P[t, s] = Π_{s<τ≤t} a_τ` built row by row by multiplication
+           (`P[t, s] = P[t−1, s] · a_t`, `P[t, t] = 1`, 0 for `s > t`), and `P₀[t] = Π_{τ≤t} a_τ` for the initial
+           state;
+        2. `K[t, s] = Σ_r q_t[r] P[t, s, r] k_s[r] · w_s`;
+        3. `y_t = Σ_s K[t, s] v_s + q_tᵀ diag(P₀[t]) S_0`;
+           `S_N = Σ_s diag(P[N−1, s]) w_s k_s v_sᵀ + diag(P₀[N−1]) S_0`.
+    """
+    _check_decay(query, key, value, log_decay, mask, initial_state)
+    dtype = torch.promote_types(torch.promote_types(query.dtype, key.dtype), value.dtype)
+    query, key, value = query.to(dtype), key.to(dtype), value.to(dtype)
+    key, log_decay = _prepare_decay(key, log_decay, mask)
+    batch, heads, length, rank = query.shape
+    # 1. products of decays, row by row
+    a = log_decay.exp().to(dtype)  # [B, H, N, R']
+    rows, row = [], a.new_zeros(batch, heads, 0, a.shape[-1])
+    from_start, running = [], torch.ones_like(a[:, :, 0])
+    for t in range(length):
+        row = torch.cat([row * a[:, :, t, None], torch.ones_like(a[:, :, t, None])], dim=2)  # s = 0 .. t
+        rows.append(torch.nn.functional.pad(row, (0, 0, 0, length - t - 1)))
+        running = running * a[:, :, t]
+        from_start.append(running)
+    P = torch.stack(rows, dim=2)  # [B, H, N(t), N(s), R']
+    P0 = torch.stack(from_start, dim=2)  # [B, H, N, R']
+    # 2. explicit kernel
+    K = torch.einsum("bhtr,bhtsr,bhsr->bhts", query, P.expand(-1, -1, -1, -1, rank), key)
+    # 3. sums
+    out = K @ value
+    final = torch.einsum("bhsr,bhse->bhre", P[:, :, -1] * key, value)
+    if initial_state is not None:
+        state0 = initial_state.to(dtype)
+        out = out + torch.einsum("bhtr,bhre->bhte", query * P0, state0)
+        final = final + P0[:, :, -1].unsqueeze(-1) * state0
+    return out, final
+
+
+def gated_linear_recurrence(
+    gate_log_decay: torch.Tensor,
+    inputs: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    initial_state: torch.Tensor | None = None,
+    chunk_size: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Elementwise gated linear recurrence (minGRU, diagonal linear RNNs) as a causal integral transform.
+
+        h_t = a_t ⊙ h_{t−1} + w_t x_t,   a_t = exp(gate_log_decay_t)      ⇔      h_t = Σ_{s≤t} w_s (Π_{s<τ≤t} a_τ) ⊙ x_s
+
+    minGRU (Feng et al. 2024) is the case `a_t = 1 − z_t`, `x_t = z_t ⊙ h̃_t`, `z_t = σ(W_z u_t)`, `h̃_t = W_h u_t`,
+    with `log(1 − z_t) = logsigmoid(−W_z u_t)`. Each channel is its own scalar-decay head of rank `R = E = 1` of
+    `decay_low_rank_transform` (query = key = 1, value = x); equivalently the per-feature-decay transform with
+    `R = E = D` read on the diagonal of its state.
+
+    Steps:
+        1. channels to heads: `[B, N, D] → [B, D, N, 1]`, query = key = 1;
+        2. `decay_low_rank_transform` with scalar decay per head (padded steps keep the state);
+        3. heads back to channels.
+
+    Args:
+        gate_log_decay: `[B, N, D]`, `log a_t ≤ 0`.
+        inputs: `[B, N, D]`, the gated input `x_t`.
+        mask: optional `[B, N]` quadrature weights (0 for padding).
+        initial_state: optional `[B, D]` hidden state `h_{−1}`.
+
+    Returns:
+        `(h [B, N, D], final_state [B, D])`.
+    """
+    if gate_log_decay.shape != inputs.shape:
+        raise ValueError(f"`gate_log_decay` and `inputs` must have the same shape [B, N, D], got {list(gate_log_decay.shape)} and {list(inputs.shape)}.")
+    # 1. one head per channel
+    value = inputs.transpose(1, 2).unsqueeze(-1)  # [B, D, N, 1]
+    ones = torch.ones_like(value)
+    state0 = None if initial_state is None else initial_state[:, :, None, None]
+    # 2. scalar-decay transform
+    out, final = decay_low_rank_transform(
+        ones, ones, value, gate_log_decay.transpose(1, 2), mask, state0, chunk_size=chunk_size
+    )
+    # 3. back to channels
+    return out[..., 0].transpose(1, 2), final[:, :, 0, 0]
+
+
+def s4d_discretize(
+    log_dt: torch.Tensor, A_continuous: torch.Tensor, B_continuous: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Zero-order-hold discretisation of a diagonal continuous-time SSM `x'(t) = A x(t) + B u(t)`, as in S4D.
+
+        Ā = exp(Δ A),        B̄ = (Ā − 1) / A · B   (= (ΔA)⁻¹ (exp(ΔA) − I) · ΔB)
+
+    Steps:
+        1. `Δ = exp(log_dt)` per channel;
+        2. `Ā = exp(Δ A)`;
+        3. `B̄ = expm1(Δ A) / A · B` (`expm1` is `exp − 1` without cancellation for small `Δ A`).
+
+    Args:
+        log_dt: `[D]` real, log step sizes.
+        A_continuous: `[D, S]` complex, `Re A < 0` for a stable system.
+        B_continuous: `[D, S]` complex (or real).
+
+    Returns:
+        `(A_bar [D, S], B_bar [D, S])` complex.
+    """
+    # 1. step sizes
+    dt_A = torch.exp(log_dt).unsqueeze(-1) * A_continuous
+    # 2., 3.
+    return torch.exp(dt_A), torch.expm1(dt_A) / A_continuous * B_continuous
+
+
+def ssm_kernel(
+    A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, length: int, step: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""Impulse response of a diagonal linear time-invariant SSM (S4D): the stationary causal kernel
+
+        k(t) = Re(Σ_n C_n A_n^t B_n),   t = 0 .. length − 1,   one kernel per channel
+
+    of `x_t = A x_{t−1} + B u_t`, `y_t = Re(C x_t)` (S4D's `2·Re` over conjugate pairs is `C ← 2 C`).
+
+    Steps:
+        1. if `step` (Δ) is given, `A` and `B` are continuous-time and discretised by ZOH (`s4d_discretize`), with
+           `log Ā = Δ A` exactly; otherwise they are discrete and `log Ā = log A` (principal branch);
+        2. Vandermonde matrix `Ā^t = exp(t · log Ā)`, `[D, S, length]`, all powers at once;
+        3. `k(t) = Re(Σ_n (C_n B̄_n) Ā_n^t)`.
+
+    Args:
+        A: `[D, S]` complex, `|A| < 1` (discrete) or `Re A < 0` (continuous, with `step`).
+        B, C: `[D, S]` complex (or real).
+        length: number of offsets `t ≥ 0`.
+        step: optional `[D]` positive step sizes Δ.
+
+    Returns:
+        `[length, D]` real, entry `t` holding `k(t)`. Apply it with `ssm_transform` or
+        `spectral_conv(v, causal_kernel_layout(k), mask, causal=True)`.
+    """
+    # 1. discretisation
+    if step is not None:
+        A_bar, B = s4d_discretize(torch.log(step), A, B)
+        log_A = step.unsqueeze(-1) * A
+    else:
+        log_A = torch.log(A)
+    # 2. Vandermonde
+    powers = torch.exp(log_A.unsqueeze(-1) * torch.arange(length, device=log_A.device, dtype=log_A.real.dtype))
+    # 3. contract the state
+    return torch.einsum("ds,dst->td", C * B, powers).real
+
+
+def causal_kernel_layout(kernel: torch.Tensor) -> torch.Tensor:
+    r"""`[N, D]` causal kernel `k(t)`, `t ≥ 0` → the `[2N − 1, D]` offset layout of `spectral_conv` (entry
+    `δ + N − 1` holds `k(δ)`, zeros at `δ < 0`)."""
+    return torch.cat([kernel.new_zeros(kernel.shape[0] - 1, *kernel.shape[1:]), kernel], dim=0)
+
+
+def ssm_transform(
+    values: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    skip: torch.Tensor | None = None,
+    step: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Diagonal LTI SSM (S4/S4D) as a causal stationary integral transform, applied by FFT.
+
+        y_t = Σ_{s≤t} w_s k(t − s) v_s,      k(δ) = Re(Σ_n C_n Ā_n^δ B̄_n) + D · [δ = 0]
+
+    Steps:
+        1. `k = ssm_kernel(A, B, C, N, step)`; the skip `D` folds into `k(0)`;
+        2. lay `k` out at offsets `δ ≥ 0` of the `[2N − 1, D]` layout (`causal_kernel_layout`);
+        3. `spectral_conv(values, kernel, mask, causal=True)`, bit-exact causal in O(N log² N).
+
+    Args:
+        values: `[B, N, D]`.
+        A, B, C: `[D, S]` as in `ssm_kernel`.
+        mask: optional `[B, N]` quadrature weights (0 for padding).
+        skip: optional `[D]` feed-through `D`.
+        step: optional `[D]` step sizes Δ (then A, B are continuous-time).
+
+    Returns:
+        `[B, N, D]`.
+    """
+    # 1. kernel with skip
+    kernel = ssm_kernel(A, B, C, values.shape[1], step)
+    if skip is not None:
+        kernel = torch.cat([kernel[:1] + skip, kernel[1:]], dim=0)
+    # 2., 3.
+    return spectral_conv(values, causal_kernel_layout(kernel), mask, causal=True)
+
+
+def ssm_transform_naive(
+    values: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    skip: torch.Tensor | None = None,
+    step: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Reference for `ssm_transform`: the explicit `[N, N]` Toeplitz kernel from repeated multiplication by Ā.
+
+    Steps:
+        1. discretise if `step` is given (`s4d_discretize`);
+        2. powers `Ā^m` for m = 0 .. N−1 by repeated multiplication, `k(m) = Re(Σ_n C_n Ā_n^m B̄_n)`, plus `D` at 0;
+        3. `K[t, s] = k(t − s)` for `s ≤ t`, 0 otherwise;
+        4. `y_t = Σ_s K[t, s] w_s v_s`.
+    """
+    length = values.shape[1]
+    # 1. discretisation
+    if step is not None:
+        A, B = s4d_discretize(torch.log(step), A, B)
+    # 2. powers by repeated multiplication
+    powers, power = [], torch.ones_like(A)
+    for _ in range(length):
+        powers.append(power)
+        power = power * A
+    kernel = torch.einsum("ds,mds->md", C * B, torch.stack(powers)).real  # [N, D]
+    if skip is not None:
+        kernel = torch.cat([kernel[:1] + skip, kernel[1:]], dim=0)
+    # 3. Toeplitz, causal
+    index = torch.arange(length, device=values.device)
+    offsets = index[:, None] - index[None, :]
+    K = kernel[offsets.clamp_min(0)] * (offsets >= 0).unsqueeze(-1)  # [N, N, D]
+    # 4. weighted sum
+    v = values if mask is None else values * mask.unsqueeze(-1).to(values.dtype)
+    return torch.einsum("tsd,bsd->btd", K.to(v.dtype), v)
+
+
 __all__ = [
+    "causal_kernel_layout",
     "causal_offset_mask",
+    "decay_low_rank_recurrent",
+    "decay_low_rank_step",
+    "decay_low_rank_transform",
+    "decay_low_rank_transform_naive",
     "fourier_features",
+    "gated_linear_recurrence",
     "grid_offsets",
+    "local_conv",
+    "local_window_kernel",
     "low_rank_transform",
     "low_rank_transform_naive",
+    "mlp_kernel_transform",
+    "mlp_kernel_transform_naive",
+    "monte_carlo_sample",
+    "monte_carlo_transform",
+    "relative_position_bias",
+    "s4d_discretize",
+    "softmax_transform",
+    "softmax_transform_naive",
     "spectral_conv",
     "spectral_conv_naive",
+    "ssm_kernel",
+    "ssm_transform",
+    "ssm_transform_naive",
 ]

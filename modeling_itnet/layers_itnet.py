@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from transformers.activations import ACT2FN
 
-from .kernels_itnet import fourier_features, grid_offsets, low_rank_transform, spectral_conv
+from .kernels_itnet import fourier_features, grid_offsets, local_conv, low_rank_transform, spectral_conv
 
 
 class ITNetSpectralKernel(nn.Module):
@@ -51,20 +51,86 @@ class ITNetSpectralKernel(nn.Module):
         return kernel * window.to(kernel.dtype)
 
 
-class ITNetMixer(nn.Module):
-    r"""The Integral Transform mixer: a gated sum of kernel families applied to the same values.
+class ITNetSpectralBranch(nn.Module):
+    """Family `"spectral"`: `K = k_θ(x_i − x_j)` from `ITNetSpectralKernel`, applied by FFT (`spectral_conv`)."""
 
-    Families:
-        - `"spectral"`: `K = k_θ(x_i − x_j)` from `ITNetSpectralKernel`, evaluated by FFT (`spectral_conv`);
-        - `"low_rank"`: `K = φ(q_i)·ψ(k_j) / Σ_j' φ(q_i)·ψ(k_j')`, `φ = ψ = elu + 1`, per head
-          (`low_rank_transform`).
+    def __init__(self, channels: int, num_frequencies: int, kernel_mlp_size: int, activation: str, is_causal: bool):
+        super().__init__()
+        self.is_causal = is_causal
+        self.kernel = ITNetSpectralKernel(channels, num_frequencies, kernel_mlp_size, activation)
+
+    def forward(self, hidden_states, values, mask, grid_shape, length_scale):
+        batch, length, channels = values.shape
+        kernel = self.kernel(grid_shape, length_scale)
+        grid_mask = None if mask is None else mask.view(batch, *grid_shape)
+        out = spectral_conv(values.view(batch, *grid_shape, channels), kernel, grid_mask, self.is_causal)
+        return out.reshape(batch, length, channels)
+
+
+class ITNetLocalBranch(nn.Module):
+    r"""Family `"local"`: a stationary kernel on a `W x W` window of offsets, one learned value per offset and channel
+    (the paper's local projections; a depthwise convolution), evaluated directly by `local_conv`.
+
+    Offsets span `[−(W − 1) // 2, W // 2]` on each axis, as `padding="same"` convolutions; causal, the row offsets
+    (the only axis in 1-D) span `[0, W − 1]` and look-ahead offsets are zeroed. A 1-D sequence uses the table's
+    row of offset `δ_h = 0`, so text and images share one table.
+    """
+
+    def __init__(self, channels: int, window: int, is_causal: bool):
+        super().__init__()
+        self.is_causal = is_causal
+        self.window = window
+        self.table = nn.Parameter(torch.zeros(window, window, channels))
+
+    def lows(self, num_axes: int) -> tuple[int, ...]:
+        """Smallest offset of the window on each axis."""
+        same = -((self.window - 1) // 2)
+        return (0 if self.is_causal else same,) + (same,) * (num_axes - 1)
+
+    def forward(self, hidden_states, values, mask, grid_shape, length_scale):
+        batch, length, channels = values.shape
+        lows = self.lows(len(grid_shape))
+        table = self.table if len(grid_shape) == 2 else self.table[-self.lows(2)[0]]  # the row δ_h = 0
+        grid_mask = None if mask is None else mask.view(batch, *grid_shape)
+        out = local_conv(values.view(batch, *grid_shape, channels), table, lows, grid_mask, self.is_causal)
+        return out.reshape(batch, length, channels)
+
+
+class ITNetLowRankBranch(nn.Module):
+    r"""Family `"low_rank"`: `K = φ(q_i)·ψ(k_j) / Σ_j' φ(q_i)·ψ(k_j')`, `φ = ψ = elu + 1`, per head
+    (`low_rank_transform`); `q, k = W_qk u`."""
+
+    def __init__(self, hidden_size: int, channels: int, num_heads: int, is_causal: bool):
+        super().__init__()
+        self.num_heads = num_heads
+        self.is_causal = is_causal
+        self.query_key = nn.Linear(hidden_size, 2 * channels)
+
+    def forward(self, hidden_states, values, mask, grid_shape, length_scale):
+        batch, length, channels = values.shape
+        query, key = self.query_key(hidden_states).chunk(2, dim=-1)
+        query, key, heads = (t.view(batch, length, self.num_heads, -1).transpose(1, 2) for t in (query, key, values))
+        query, key = nn.functional.elu(query) + 1, nn.functional.elu(key) + 1
+        out = low_rank_transform(query, key, heads, mask, self.is_causal)
+        return out.transpose(1, 2).reshape(batch, length, channels)
+
+
+class ITNetMixer(nn.Module):
+    r"""The Integral Transform mixer: a gated sum of kernel families applied to the same values,
+
+        y_i = W_o Σ_f σ(W_g,f u_i) ⊙ T_f(v)_i,        v = W_v u,
+
+    `T_f` the transform of family `f` (one `ITNet*Branch` each, in `self.branches`).
 
     Args:
-        hidden_size: `D`.
-        num_heads: heads of the low-rank kernel (`D` divisible by it).
-        kernel_families: the families to mix.
-        is_causal: restrict every kernel to `j ≤ i`.
+        hidden_size: `D`, width of the input `u`.
+        num_heads: heads of the content kernels (the value width divisible by it).
+        kernel_families: the families to mix, from `"spectral"`, `"local"`, `"low_rank"`.
+        is_causal: restrict every kernel to `j ≤ i` (raster order on a 2-D grid).
         num_frequencies, kernel_mlp_size, activation: see `ITNetSpectralKernel`.
+        local_window: `W`, side of the `"local"` family's window.
+        value_size: width `V` of the values (default `D`).
+        output_size: width of the output (default `D`).
     """
 
     def __init__(
@@ -73,21 +139,31 @@ class ITNetMixer(nn.Module):
         num_heads: int,
         kernel_families: list[str],
         is_causal: bool,
-        num_frequencies: int,
-        kernel_mlp_size: int,
+        num_frequencies: int = 16,
+        kernel_mlp_size: int = 64,
         activation: str = "gelu",
+        local_window: int = 3,
+        value_size: int | None = None,
+        output_size: int | None = None,
     ):
         super().__init__()
+        value_size = value_size or hidden_size
         self.kernel_families = list(kernel_families)
-        self.num_heads = num_heads
         self.is_causal = is_causal
-        self.value = nn.Linear(hidden_size, hidden_size)
-        if "spectral" in self.kernel_families:
-            self.spectral_kernel = ITNetSpectralKernel(hidden_size, num_frequencies, kernel_mlp_size, activation)
-        if "low_rank" in self.kernel_families:
-            self.query_key = nn.Linear(hidden_size, 2 * hidden_size)
-        self.gate = nn.Linear(hidden_size, len(self.kernel_families) * hidden_size)
-        self.output = nn.Linear(hidden_size, hidden_size)
+        self.value = nn.Linear(hidden_size, value_size)
+        branches = {}
+        for family in self.kernel_families:
+            if family == "spectral":
+                branches[family] = ITNetSpectralBranch(value_size, num_frequencies, kernel_mlp_size, activation, is_causal)
+            elif family == "local":
+                branches[family] = ITNetLocalBranch(value_size, local_window, is_causal)
+            elif family == "low_rank":
+                branches[family] = ITNetLowRankBranch(hidden_size, value_size, num_heads, is_causal)
+            else:
+                raise ValueError(f"`kernel_families` contains unknown family {family!r}.")
+        self.branches = nn.ModuleDict(branches)
+        self.gate = nn.Linear(hidden_size, len(self.kernel_families) * value_size)
+        self.output = nn.Linear(value_size, output_size or hidden_size)
 
     def forward(
         self,
@@ -97,25 +173,13 @@ class ITNetMixer(nn.Module):
         length_scale: tuple[float, ...],
     ) -> torch.Tensor:
         """`hidden_states` `[B, N, D]` with `N = prod(grid_shape)` in raster order; `mask` `[B, N]` or None."""
-        batch, length, channels = hidden_states.shape
+        batch, length, _ = hidden_states.shape
         values = self.value(hidden_states)
-        branches = []
-        for family in self.kernel_families:
-            if family == "spectral":
-                kernel = self.spectral_kernel(grid_shape, length_scale)
-                grid_mask = None if mask is None else mask.view(batch, *grid_shape)
-                out = spectral_conv(values.view(batch, *grid_shape, channels), kernel, grid_mask, self.is_causal)
-                branches.append(out.reshape(batch, length, channels))
-            elif family == "low_rank":
-                query, key = self.query_key(hidden_states).chunk(2, dim=-1)
-                query, key, heads_v = (
-                    t.view(batch, length, self.num_heads, -1).transpose(1, 2) for t in (query, key, values)
-                )
-                query, key = nn.functional.elu(query) + 1, nn.functional.elu(key) + 1
-                out = low_rank_transform(query, key, heads_v, mask, self.is_causal)
-                branches.append(out.transpose(1, 2).reshape(batch, length, channels))
-        gates = torch.sigmoid(self.gate(hidden_states)).view(batch, length, len(branches), channels)
-        mixed = sum(gates[:, :, f] * branch for f, branch in enumerate(branches))
+        gates = torch.sigmoid(self.gate(hidden_states)).view(batch, length, len(self.branches), -1)
+        mixed = sum(
+            gates[:, :, f] * branch(hidden_states, values, mask, grid_shape, length_scale)
+            for f, branch in enumerate(self.branches.values())
+        )
         return self.output(mixed)
 
 
@@ -167,4 +231,13 @@ class ITNetPatchEmbeddings(nn.Module):
         return self.projection(pixel_values).permute(0, 2, 3, 1)
 
 
-__all__ = ["ITNetFeedForward", "ITNetMixer", "ITNetPatchEmbeddings", "ITNetSpectralKernel", "ITNetTextEmbeddings"]
+__all__ = [
+    "ITNetFeedForward",
+    "ITNetLocalBranch",
+    "ITNetLowRankBranch",
+    "ITNetMixer",
+    "ITNetPatchEmbeddings",
+    "ITNetSpectralBranch",
+    "ITNetSpectralKernel",
+    "ITNetTextEmbeddings",
+]

@@ -29,6 +29,7 @@ from transformers.utils.output_capturing import capture_outputs
 from .configuration_itnet import ITNetConfig
 from .layers_itnet import (
     ITNetFeedForward,
+    ITNetLocalBranch,
     ITNetMixer,
     ITNetPatchEmbeddings,
     ITNetSpectralKernel,
@@ -53,6 +54,7 @@ class ITNetLayer(GradientCheckpointingLayer):
             num_frequencies=config.spectral_num_frequencies,
             kernel_mlp_size=config.spectral_mlp_size,
             activation=config.hidden_act,
+            local_window=config.local_window,
         )
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.ffn = ITNetFeedForward(config.hidden_size, config.intermediate_size, config.hidden_act)
@@ -87,6 +89,8 @@ class ITNetPreTrainedModel(PreTrainedModel):
             # decay rates log-spaced from 1 (a window of about one token) to 1 / max_position_embeddings (global)
             rates = torch.linspace(0.0, -math.log(self.config.max_position_embeddings), module.log_decay.numel())
             init.copy_(module.log_decay, rates)
+        elif isinstance(module, ITNetLocalBranch):
+            init.normal_(module.table, std=1.0 / module.window)
 
 
 class ITNetModel(ITNetPreTrainedModel):

@@ -8,6 +8,8 @@ from modeling_itnet.kernels_itnet import (
     causal_offset_mask,
     fourier_features,
     grid_offsets,
+    local_conv,
+    local_window_kernel,
     low_rank_transform,
     low_rank_transform_naive,
     spectral_conv,
@@ -160,3 +162,24 @@ def test_fourier_features_shape_and_range():
     # sin² + cos² = 1 for each (coordinate, frequency)
     sin, cos = fourier_features(coords[..., :1], 6, 32.0).chunk(2, dim=-1)
     torch.testing.assert_close(sin**2 + cos**2, torch.ones_like(sin))
+
+
+@pytest.mark.parametrize(
+    "grid, window, lows",
+    [((13,), (3,), (-1,)), ((13,), (4,), (-1,)), ((13,), (3,), (0,)), ((2,), (5,), (-2,)), ((5, 7), (3, 3), (-1, -1)), ((5, 7), (3, 3), (0, -1)), ((1, 1), (3, 3), (-1, -1))],
+)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+def test_local_conv_matches_naive_forward_and_backward(grid, window, lows, causal, padded):
+    """The window kernel, evaluated directly, equals the dense stationary kernel it embeds."""
+    gen = torch.Generator().manual_seed(0)
+    values = torch.randn(2, *grid, 3, generator=gen, dtype=torch.float64)
+    table = torch.randn(*window, 3, generator=gen, dtype=torch.float64)
+    mask = _random_mask((2, *grid), gen) if padded else None
+    fast, fast_grads = _grads(lambda v, t: local_conv(v, t, lows, mask, causal), values, table)
+    ref, ref_grads = _grads(
+        lambda v, t: spectral_conv_naive(v, local_window_kernel(t, lows, grid), mask, causal), values, table
+    )
+    torch.testing.assert_close(fast, ref, atol=1e-12, rtol=1e-12)
+    for a, b in zip(fast_grads, ref_grads):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)

@@ -37,7 +37,7 @@ def build(model_class, seed=0, **overrides):
     return model_class(tiny_config(**overrides)).eval()
 
 
-FAMILIES = [["spectral"], ["low_rank"], ["spectral", "low_rank"]]
+FAMILIES = [["spectral"], ["local"], ["low_rank"], ["spectral", "local", "low_rank"]]
 
 
 @pytest.mark.parametrize("families", FAMILIES)
@@ -278,7 +278,10 @@ FIELD_CHANGES = {
     "is_causal": True,
     "spectral_num_frequencies": 6,
     "spectral_mlp_size": 20,
+    "local_window": 5,
 }
+# Fields that act only when their family is in use: the configuration both fingerprints are taken in.
+FIELD_CONTEXT = {"local_window": {"kernel_families": ["local", "low_rank"]}}
 
 
 def _fingerprint(config: ITNetConfig):
@@ -295,9 +298,10 @@ def _fingerprint(config: ITNetConfig):
 def test_every_config_field_changes_the_model():
     own_fields = {f.name for f in dataclasses.fields(ITNetConfig)} - {f.name for f in dataclasses.fields(ITNetConfig.__mro__[1])}
     assert own_fields == set(FIELD_CHANGES), "every ITNetConfig field needs an entry in FIELD_CHANGES"
-    base_shapes, base_text, base_image = _fingerprint(tiny_config())
     for field, value in FIELD_CHANGES.items():
-        shapes, text, image = _fingerprint(tiny_config(**{field: value}))
+        context = FIELD_CONTEXT.get(field, {})
+        base_shapes, base_text, base_image = _fingerprint(tiny_config(**context))
+        shapes, text, image = _fingerprint(tiny_config(**context, **{field: value}))
         changed = (
             shapes != base_shapes
             or text.shape != base_text.shape
