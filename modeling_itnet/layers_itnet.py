@@ -71,8 +71,9 @@ class ITNetLocalBranch(nn.Module):
     r"""Family `"local"`: a stationary kernel on a `W x W` window of offsets, one learned value per offset and channel
     (the paper's local projections; a depthwise convolution), evaluated directly by `local_conv`.
 
-    Offsets span `[−(W − 1) // 2, W // 2]` on each axis, as `padding="same"` convolutions; causal, the row offsets
-    (the only axis in 1-D) span `[0, W − 1]` and look-ahead offsets are zeroed. A 1-D sequence uses the table's
+    Offsets `δ = x_i − x_j` span `[−(W // 2), (W − 1) // 2]` on each axis, the taps of a `padding="same"`
+    convolution; causal, the row offsets (the only axis in 1-D) span `[0, W − 1]` and look-ahead offsets are
+    zeroed. A 1-D sequence uses the table's
     row of offset `δ_h = 0`, so text and images share one table.
     """
 
@@ -84,7 +85,7 @@ class ITNetLocalBranch(nn.Module):
 
     def lows(self, num_axes: int) -> tuple[int, ...]:
         """Smallest offset of the window on each axis."""
-        same = -((self.window - 1) // 2)
+        same = -(self.window // 2)
         return (0 if self.is_causal else same,) + (same,) * (num_axes - 1)
 
     def forward(self, hidden_states, values, mask, grid_shape, length_scale):
