@@ -4,7 +4,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 
-KERNEL_FAMILIES = ("spectral", "local", "low_rank")
+KERNEL_FAMILIES = ("spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp")
 """Kernel families an `ITNetConfig` may list in `kernel_families`."""
 
 HIDDEN_ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu", "swish", "tanh")
@@ -41,8 +41,11 @@ class ITNetConfig(PreTrainedConfig):
         initializer_range (`float`, defaults to 0.02): std of the truncated-normal weight initialisation.
         kernel_families (`list[str]`, defaults to `["spectral", "low_rank"]`): kernel families mixed in every
             block, from `"spectral"` (stationary `k(x_i - x_j)` from an MLP, global, by FFT), `"local"` (stationary
-            kernel on a `local_window` window, one value per offset: a depthwise convolution) and `"low_rank"`
-            (content kernel `φ(q_i)·ψ(k_j)`, linear in N).
+            kernel on a `local_window` window, one value per offset: a depthwise convolution), `"low_rank"`
+            (normalised content kernel `φ(q_i)·ψ(k_j)`, linear in N), `"softmax"` (multi-head attention, fused
+            SDPA), `"recurrent"` (selective state space: causal low-rank kernel with data-dependent decay),
+            `"ssm"` (S4D: stationary causal kernel `Re(C Aᵗ B)`, by FFT) and `"mlp"` (the unconstrained kernel
+            `MLP(γ(x_i − x_j), a(u_i), b(u_j))`, tiled or Monte Carlo). See `layers_itnet.ITNetMixer`.
         is_causal (`bool`, defaults to `False`): restrict every kernel to `K(x_i, x_j) = 0` for `j > i`
             (raster order on the 2-D grid).
         spectral_num_frequencies (`int`, defaults to 16): Fourier frequencies per offset coordinate fed to the
@@ -50,6 +53,17 @@ class ITNetConfig(PreTrainedConfig):
         spectral_mlp_size (`int`, defaults to 64): hidden width of the spectral kernel MLP.
         local_window (`int`, defaults to 3): side `W` of the `"local"` family's window of offsets (`W` taps on a
             sequence, `W x W` on the patch grid).
+        softmax_relative_bias (`bool`, defaults to `True`): add a learned relative-position bias `b(x_i − x_j)`
+            (per head) to the `"softmax"` family's scores.
+        state_size (`int`, defaults to 16): state size of the `"recurrent"` family (per head) and of the `"ssm"`
+            family (per channel, `state_size // 2` complex modes).
+        recurrent_discretization (`str`, defaults to `"euler"`): input coefficient of the `"recurrent"` family,
+            `"euler"` (`Δ·B`, as Mamba) or `"zoh"` (`(1 − e^{ΔA})/(−A)·B`, exact zero-order hold).
+        mlp_kernel_samples (`int`, defaults to 0): 0 evaluates the `"mlp"` family exactly by tiled kernel fusion;
+            `M > 0` estimates it by importance-weighted Monte Carlo with `M` keys per query.
+        mlp_kernel_tile_size (`int`, defaults to 128): tile side of the tiled `"mlp"` family.
+        kernel_spectral_norm (`bool`, defaults to `False`): spectral normalisation of the kernel MLPs (the
+            spectral, softmax-bias and mlp kernels); see the README on when to use it.
 
     Example:
 
@@ -79,6 +93,12 @@ class ITNetConfig(PreTrainedConfig):
     spectral_num_frequencies: int = 16
     spectral_mlp_size: int = 64
     local_window: int = 3
+    softmax_relative_bias: bool = True
+    state_size: int = 16
+    recurrent_discretization: str = "euler"
+    mlp_kernel_samples: int = 0
+    mlp_kernel_tile_size: int = 128
+    kernel_spectral_norm: bool = False
 
     def __post_init__(self, **kwargs):
         self.kernel_families = list(self.kernel_families)
@@ -101,6 +121,8 @@ class ITNetConfig(PreTrainedConfig):
             "spectral_num_frequencies",
             "spectral_mlp_size",
             "local_window",
+            "state_size",
+            "mlp_kernel_tile_size",
         )
         for name in positive:
             value = getattr(self, name)
@@ -109,6 +131,10 @@ class ITNetConfig(PreTrainedConfig):
         for name in ("layer_norm_eps", "initializer_range"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
+        if self.mlp_kernel_samples < 0:
+            raise ValueError(f"`mlp_kernel_samples` must be >= 0 (0: exact tiled evaluation), got {self.mlp_kernel_samples}.")
+        if self.recurrent_discretization not in ("euler", "zoh"):
+            raise ValueError(f"`recurrent_discretization` must be 'euler' or 'zoh', got {self.recurrent_discretization!r}.")
         if not 0.0 <= self.hidden_dropout_prob < 1.0:
             raise ValueError(f"`hidden_dropout_prob` must be in [0, 1), got {self.hidden_dropout_prob}.")
         if self.hidden_size % self.num_attention_heads != 0:

@@ -531,12 +531,9 @@ def softmax_transform(
     # 1. allowed pairs; empty rows opened up, remembered in `has_key`
     allowed = _allowed_keys(mask, causal, length, query.device)
     has_key = None
-    if mask is not None:
+    if mask is not None:  # (without a mask every row has a key: j = i at least)
         has_key = allowed.any(dim=-1, keepdim=True)  # [B, 1, N, 1]
-        if not bool(has_key.all()):
-            allowed = allowed | ~has_key
-        else:
-            has_key = None
+        allowed = allowed | ~has_key
     # 2. fused attention
     if bias is not None:
         attn_mask = bias.to(query.dtype)
@@ -936,7 +933,7 @@ def decay_low_rank_transform(
     (RetNet, Mamba-2) or one per feature `r` (GLA). A padded step (`w_τ = 0`) neither adds its `k_τ v_τᵀ` nor
     decays the state, so a left- or right-padded batch gives exactly each sequence's own outputs and final state.
 
-    Chunked parallel form (chunks of `C` tokens), O(N·C·R + N·R·E) time, O(N·C·R' + (N/C)·R·E) memory:
+    Chunked parallel form (chunks of `C` tokens), O(N·C·R + N·R·E) time, O(N·C·R + (N/C)·R·E) memory:
         1. per chunk, log-decay sums without any subtraction (every exponent is a sum of non-positive numbers, so
            nothing overflows however strong the decay and no later value enters an earlier sum):
            `seg[i, j] = Σ_{j<τ≤i} log a_τ` (masked cumulative sum, `-inf` above the diagonal),
@@ -1198,9 +1195,13 @@ def s4d_discretize(
         `(A_bar [D, S], B_bar [D, S])` complex.
     """
     # 1. step sizes
-    dt_A = torch.exp(log_dt).unsqueeze(-1) * A_continuous
-    # 2., 3.
-    return torch.exp(dt_A), torch.expm1(dt_A) / A_continuous * B_continuous
+    return _zoh(torch.exp(log_dt), A_continuous, B_continuous)
+
+
+def _zoh(step: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steps 2 and 3 of `s4d_discretize` for step sizes `Δ` `[D]`: `(exp(Δ A), expm1(Δ A) / A · B)`."""
+    dt_A = step.unsqueeze(-1) * A
+    return torch.exp(dt_A), torch.expm1(dt_A) / A * B
 
 
 def ssm_kernel(
@@ -1230,7 +1231,7 @@ def ssm_kernel(
     """
     # 1. discretisation
     if step is not None:
-        A_bar, B = s4d_discretize(torch.log(step), A, B)
+        _, B = _zoh(step, A, B)
         log_A = step.unsqueeze(-1) * A
     else:
         log_A = torch.log(A)
@@ -1302,7 +1303,7 @@ def ssm_transform_naive(
     length = values.shape[1]
     # 1. discretisation
     if step is not None:
-        A, B = s4d_discretize(torch.log(step), A, B)
+        A, B = _zoh(step, A, B)
     # 2. powers by repeated multiplication
     powers, power = [], torch.ones_like(A)
     for _ in range(length):

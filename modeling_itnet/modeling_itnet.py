@@ -31,6 +31,8 @@ from .layers_itnet import (
     ITNetFeedForward,
     ITNetLocalBranch,
     ITNetMixer,
+    ITNetRecurrentBranch,
+    ITNetSSMBranch,
     ITNetPatchEmbeddings,
     ITNetSpectralKernel,
     ITNetTextEmbeddings,
@@ -55,6 +57,12 @@ class ITNetLayer(GradientCheckpointingLayer):
             kernel_mlp_size=config.spectral_mlp_size,
             activation=config.hidden_act,
             local_window=config.local_window,
+            softmax_relative_bias=config.softmax_relative_bias,
+            state_size=config.state_size,
+            recurrent_discretization=config.recurrent_discretization,
+            mlp_kernel_samples=config.mlp_kernel_samples,
+            mlp_kernel_tile_size=config.mlp_kernel_tile_size,
+            kernel_spectral_norm=config.kernel_spectral_norm,
         )
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.ffn = ITNetFeedForward(config.hidden_size, config.intermediate_size, config.hidden_act)
@@ -91,6 +99,21 @@ class ITNetPreTrainedModel(PreTrainedModel):
             init.copy_(module.log_decay, rates)
         elif isinstance(module, ITNetLocalBranch):
             init.normal_(module.table, std=1.0 / module.window)
+        elif isinstance(module, ITNetRecurrentBranch):
+            # Mamba-2: A uniform in [1, 16], Δ = softplus(dt_bias) log-uniform in [1e-3, 1e-1]
+            heads = module.A_log.numel()
+            init.copy_(module.A_log, torch.log(torch.linspace(1.0, 16.0, heads)))
+            dt = torch.exp(torch.linspace(math.log(1e-3), math.log(1e-1), heads))
+            init.copy_(module.dt_bias, dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(dt)
+        elif isinstance(module, ITNetSSMBranch):
+            # S4D-Lin: A_n = −1/2 + iπn, B = 1, C ~ N(0, 1/2) complex, Δ log-uniform in [1e-3, 1e-1], D = 1
+            channels, modes = module.A_log.shape
+            init.constant_(module.A_log, math.log(0.5))
+            init.copy_(module.A_imag, math.pi * torch.arange(modes, dtype=torch.float32).expand(channels, modes))
+            init.copy_(module.B, torch.stack([torch.ones(channels, modes), torch.zeros(channels, modes)], dim=-1))
+            init.normal_(module.C, std=0.5**0.5)
+            init.copy_(module.log_dt, torch.linspace(math.log(1e-3), math.log(1e-1), channels))
+            init.ones_(module.skip)
 
 
 class ITNetModel(ITNetPreTrainedModel):

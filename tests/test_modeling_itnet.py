@@ -37,7 +37,16 @@ def build(model_class, seed=0, **overrides):
     return model_class(tiny_config(**overrides)).eval()
 
 
-FAMILIES = [["spectral"], ["local"], ["low_rank"], ["spectral", "local", "low_rank"]]
+FAMILIES = [
+    ["spectral"],
+    ["local"],
+    ["low_rank"],
+    ["softmax"],
+    ["recurrent"],
+    ["ssm"],
+    ["mlp"],
+    ["spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp"],
+]
 
 
 @pytest.mark.parametrize("families", FAMILIES)
@@ -279,9 +288,22 @@ FIELD_CHANGES = {
     "spectral_num_frequencies": 6,
     "spectral_mlp_size": 20,
     "local_window": 5,
+    "softmax_relative_bias": False,
+    "state_size": 8,
+    "recurrent_discretization": "zoh",
+    "mlp_kernel_samples": 4,
+    "mlp_kernel_tile_size": 3,
+    "kernel_spectral_norm": True,
 }
 # Fields that act only when their family is in use: the configuration both fingerprints are taken in.
-FIELD_CONTEXT = {"local_window": {"kernel_families": ["local", "low_rank"]}}
+FIELD_CONTEXT = {
+    "local_window": {"kernel_families": ["local", "low_rank"]},
+    "softmax_relative_bias": {"kernel_families": ["softmax"]},
+    "state_size": {"kernel_families": ["recurrent", "ssm"]},
+    "recurrent_discretization": {"kernel_families": ["recurrent"]},
+    "mlp_kernel_samples": {"kernel_families": ["mlp"]},
+    "mlp_kernel_tile_size": {"kernel_families": ["mlp"], "kernel_spectral_norm": True},
+}
 
 
 def _fingerprint(config: ITNetConfig):
