@@ -990,11 +990,7 @@ def decay_low_rank_transform(
     # 3. chunk summaries
     summaries = torch.einsum("bhcjr,bhcje->bhcre", k * suffix.exp().to(dtype), v)
     # 4. state passing over chunks
-    state = (
-        initial_state.to(dtype)
-        if initial_state is not None
-        else query.new_zeros(batch, heads, rank, width)
-    )
+    state = initial_state.to(dtype) if initial_state is not None else query.new_zeros(batch, heads, rank, width)
     chunk_decay = total.exp().to(dtype).unsqueeze(-1)  # [B, H, nc, R', 1]
     previous = []
     for c in range(chunks):
@@ -1077,7 +1073,12 @@ def decay_low_rank_recurrent(
     # 2. one step per token
     for t in range(query.shape[2]):
         y, state = decay_low_rank_step(
-            query[:, :, t], key[:, :, t], value[:, :, t], log_decay[:, :, t], state, None if mask is None else mask[:, t]
+            query[:, :, t],
+            key[:, :, t],
+            value[:, :, t],
+            log_decay[:, :, t],
+            state,
+            None if mask is None else mask[:, t],
         )
         outputs.append(y)
     # 3. stack
@@ -1139,7 +1140,7 @@ def gated_linear_recurrence(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Elementwise gated linear recurrence (minGRU, diagonal linear RNNs) as a causal integral transform.
 
-        h_t = a_t ⊙ h_{t−1} + w_t x_t,   a_t = exp(gate_log_decay_t)      ⇔      h_t = Σ_{s≤t} w_s (Π_{s<τ≤t} a_τ) ⊙ x_s
+        h_t = a_t ⊙ h_{t−1} + w_t x_t,   a_t = exp(gate_log_decay_t)     ⇔     h_t = Σ_{s≤t} w_s (Π_{s<τ≤t} a_τ) ⊙ x_s
 
     minGRU (Feng et al. 2024) is the case `a_t = 1 − z_t`, `x_t = z_t ⊙ h̃_t`, `z_t = σ(W_z u_t)`, `h̃_t = W_h u_t`,
     with `log(1 − z_t) = logsigmoid(−W_z u_t)`. Each channel is its own scalar-decay head of rank `R = E = 1` of
@@ -1161,7 +1162,10 @@ def gated_linear_recurrence(
         `(h [B, N, D], final_state [B, D])`.
     """
     if gate_log_decay.shape != inputs.shape:
-        raise ValueError(f"`gate_log_decay` and `inputs` must have the same shape [B, N, D], got {list(gate_log_decay.shape)} and {list(inputs.shape)}.")
+        raise ValueError(
+            "`gate_log_decay` and `inputs` must have the same shape [B, N, D], "
+            f"got {list(gate_log_decay.shape)} and {list(inputs.shape)}."
+        )
     # 1. one head per channel
     value = inputs.transpose(1, 2).unsqueeze(-1)  # [B, D, N, 1]
     ones = torch.ones_like(value)
