@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from modeling_itnet.kernels_itnet import spectral_conv
 from modeling_itnet.layers_itnet import ITNetMixer
 
 
@@ -47,14 +46,18 @@ class SDPABlock(nn.Module):
 
 
 class FFTConv(nn.Module):
-    """Depthwise FFT convolution with a fixed (parameter) kernel: `[B, N, D] → [B, N, D]`."""
+    """Bare depthwise FFT convolution with a fixed (parameter) kernel, channels first, no masking, no kernel
+    generation: `[B, N, D] → [B, N, D]`. The floor any FFT integral transform pays."""
 
     def __init__(self, width: int, length: int):
         super().__init__()
-        self.kernel = nn.Parameter(torch.randn(2 * length - 1, width) / length)
+        self.kernel = nn.Parameter(torch.randn(width, 2 * length - 1) / length)
 
     def forward(self, x):
-        return spectral_conv(x, self.kernel)
+        length = x.shape[1]
+        size = 2 ** math.ceil(math.log2(2 * length - 1))
+        spectrum = torch.fft.rfft(x.transpose(1, 2), n=size) * torch.fft.rfft(self.kernel.roll(-(length - 1), -1), n=size)
+        return torch.fft.irfft(spectrum, n=size)[..., :length].transpose(1, 2)
 
 
 def make(name: str, width: int, heads: int, length: int) -> nn.Module:

@@ -128,23 +128,25 @@ def spectral_conv(
     grid = _check_spectral(values, kernel, mask)
     dtype = values.dtype
     compute_dtype = torch.promote_types(torch.promote_types(dtype, kernel.dtype), torch.float32)
-    # 1. quadrature weights
+    # 1. quadrature weights; channels first, so every FFT runs along contiguous memory
     v = values.to(compute_dtype)
     if mask is not None:
         v = v * mask.unsqueeze(-1).to(compute_dtype)
+    v = v.movedim(-1, 1)  # [B, D, *grid]
     k = kernel.to(compute_dtype)
     if causal:
         k = k * causal_offset_mask(grid, device=k.device).unsqueeze(-1)
-        return _causal_spectral_conv(v, k).to(dtype)
+        return _causal_spectral_conv(v, k.movedim(-1, 0)).movedim(1, -1).to(dtype)
     # 2. circular layout
     fft_shape = tuple(_fft_size(2 * g - 1) for g in grid)
     circular = k.new_zeros(*fft_shape, k.shape[-1])
     circular[_circular_index(grid, fft_shape, k.device)] = k
     # 3. product of spectra, inverse transform, crop
-    dims = tuple(range(1, len(grid) + 1))
-    spectrum = torch.fft.rfftn(v, s=fft_shape, dim=dims) * torch.fft.rfftn(circular, dim=tuple(range(len(grid))))
+    dims = tuple(range(-len(grid), 0))
+    spectrum = torch.fft.rfftn(v, s=fft_shape, dim=dims) * torch.fft.rfftn(circular.movedim(-1, 0), dim=dims)
     out = torch.fft.irfftn(spectrum, s=fft_shape, dim=dims)
-    return out[(slice(None),) + tuple(slice(0, g) for g in grid)].to(dtype)
+    out = out[(slice(None), slice(None)) + tuple(slice(0, g) for g in grid)]
+    return out.movedim(1, -1).to(dtype)
 
 
 def _causal_spectral_conv(values: torch.Tensor, kernel: torch.Tensor, block_tokens: int = 64) -> torch.Tensor:
@@ -163,43 +165,46 @@ def _causal_spectral_conv(values: torch.Tensor, kernel: torch.Tensor, block_toke
     only. Cost O(N log N) per level, O(N log² N) in all.
 
     Args:
-        values: `[B, G, *rest, D]`, already weighted by the mask.
-        kernel: `[2G − 1, *(2r − 1), D]`, already zero at non-causal offsets.
+        values: `[B, D, G, *rest]` (channels first), already weighted by the mask.
+        kernel: `[D, 2G − 1, *(2r − 1)]`, already zero at non-causal offsets.
+
+    Returns:
+        `[B, D, G, *rest]`.
     """
-    batch, rows, *rest, channels = values.shape
+    batch, channels, rows, *rest = values.shape
     rest = tuple(rest)
     per_row = math.prod(rest)
     block = min(rows, max(1, block_tokens // per_row))
     padded_rows = block * 2 ** math.ceil(math.log2(math.ceil(rows / block)))
-    v = torch.nn.functional.pad(values, (0, 0) * (len(rest) + 1) + (0, padded_rows - rows))
+    v = torch.nn.functional.pad(values, (0, 0) * len(rest) + (0, padded_rows - rows))
     # 1. diagonal blocks, each a [C·R, C·R] kernel matrix gathered from k
     axes = [torch.arange(g, device=v.device) for g in (block, *rest)]
     points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 1 + len(rest))
     offsets = points[:, None, :] - points[None, :, :]
     grid = (rows, *rest)
-    local = kernel[tuple(offsets[..., a] + grid[a] - 1 for a in range(len(grid)))]  # [C·R, C·R, D]
-    blocks = v.reshape(batch, padded_rows // block, block * per_row, channels)
-    out = torch.einsum("ijd,bnjd->bnid", local, blocks).reshape(v.shape)
+    local = kernel[(slice(None),) + tuple(offsets[..., a] + grid[a] - 1 for a in range(len(grid)))]  # [D, C·R, C·R]
+    blocks = v.reshape(batch, channels, padded_rows // block, block * per_row)
+    out = torch.einsum("dij,bdnj->bdni", local, blocks).reshape(v.shape)
     # 2. off-diagonal squares, level by level; kernel rows for row offsets 0 .. P - 1 (zero past G - 1)
-    ahead = torch.nn.functional.pad(kernel[rows - 1 :], (0, 0) * (len(rest) + 1) + (0, padded_rows - rows))
+    ahead = torch.nn.functional.pad(kernel[:, rows - 1 :], (0, 0) * len(rest) + (0, padded_rows - rows))
     fft_rest = tuple(_fft_size(2 * r - 1) for r in rest)
     rest_index = _circular_index(rest, fft_rest, v.device)
-    dims = tuple(range(2, 3 + len(rest)))
+    dims = tuple(range(-1 - len(rest), 0))
     size = block
     while size < padded_rows:
         pairs = padded_rows // (2 * size)
-        inputs = v.reshape(batch, pairs, 2, size, *rest, channels)[:, :, 0]
-        circular = v.new_zeros(2 * size, *fft_rest, channels)
-        circular[(slice(None),) + rest_index] = ahead[: 2 * size]
+        inputs = v.reshape(batch, channels, pairs, 2, size, *rest)[:, :, :, 0]
+        circular = v.new_zeros(channels, 2 * size, *fft_rest)
+        circular[(slice(None), slice(None)) + rest_index] = ahead[:, : 2 * size]
         spectrum = torch.fft.rfftn(inputs, s=(2 * size, *fft_rest), dim=dims) * torch.fft.rfftn(
-            circular, dim=tuple(range(1 + len(rest)))
-        )
+            circular, dim=dims
+        ).unsqueeze(1)
         contribution = torch.fft.irfftn(spectrum, s=(2 * size, *fft_rest), dim=dims)
-        contribution = contribution[(slice(None), slice(None), slice(size, 2 * size)) + tuple(slice(0, r) for r in rest)]
-        update = torch.stack([torch.zeros_like(contribution), contribution], dim=2)
+        contribution = contribution[(Ellipsis, slice(size, 2 * size)) + tuple(slice(0, r) for r in rest)]
+        update = torch.stack([torch.zeros_like(contribution), contribution], dim=3)
         out = out + update.reshape(v.shape)
         size *= 2
-    return out[:, :rows]
+    return out[:, :, :rows]
 
 
 def spectral_conv_naive(
