@@ -67,6 +67,17 @@ def _check_spectral(values: torch.Tensor, kernel: torch.Tensor, mask: torch.Tens
     return grid
 
 
+def _lexicographically_nonnegative(offsets: torch.Tensor) -> torch.Tensor:
+    """`[..., n_axes]` offsets → `[...]` boolean: the first non-zero component is positive (or all are zero)."""
+    allowed = torch.zeros(offsets.shape[:-1], dtype=torch.bool, device=offsets.device)
+    decided = torch.zeros_like(allowed)
+    for axis in range(offsets.shape[-1]):
+        component = offsets[..., axis]
+        allowed |= ~decided & (component > 0)
+        decided |= component != 0
+    return allowed | ~decided
+
+
 def causal_offset_mask(grid_shape: tuple[int, ...], device=None) -> torch.Tensor:
     r"""`[*(2g − 1)]` boolean: True where the offset `δ = x_i − x_j` is lexicographically ≥ 0.
 
@@ -74,14 +85,16 @@ def causal_offset_mask(grid_shape: tuple[int, ...], device=None) -> torch.Tensor
     exactly the pairs with `flat(x_j) ≤ flat(x_i)`. Causality is therefore a property of the offset alone, and a
     causal stationary kernel is still stationary.
     """
-    offsets = grid_offsets(grid_shape, device=device)
-    allowed = torch.zeros(offsets.shape[:-1], dtype=torch.bool, device=device)
-    decided = torch.zeros_like(allowed)
-    for axis in range(len(grid_shape)):
-        component = offsets[..., axis]
-        allowed |= ~decided & (component > 0)
-        decided |= component != 0
-    return allowed | ~decided
+    return _lexicographically_nonnegative(grid_offsets(grid_shape, device=device))
+
+
+def _pair_index(points_grid: tuple[int, ...], grid: tuple[int, ...], device) -> tuple[torch.Tensor, ...]:
+    """Index into a `[*(2g − 1), ...]` offset table giving, for every pair of points of `points_grid` (raster
+    order, `P = prod(points_grid)`), the entry of their offset `x_i − x_j`: a tuple of `[P, P]` tensors."""
+    axes = [torch.arange(g, device=device) for g in points_grid]
+    points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(points_grid))
+    offsets = points[:, None, :] - points[None, :, :]
+    return tuple(offsets[..., a] + grid[a] - 1 for a in range(len(grid)))
 
 
 def _circular_index(grid: tuple[int, ...], fft_shape: tuple[int, ...], device) -> tuple[torch.Tensor, ...]:
@@ -178,11 +191,7 @@ def _causal_spectral_conv(values: torch.Tensor, kernel: torch.Tensor, block_toke
     padded_rows = block * 2 ** math.ceil(math.log2(math.ceil(rows / block)))
     v = torch.nn.functional.pad(values, (0, 0) * len(rest) + (0, padded_rows - rows))
     # 1. diagonal blocks, each a [C·R, C·R] kernel matrix gathered from k
-    axes = [torch.arange(g, device=v.device) for g in (block, *rest)]
-    points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 1 + len(rest))
-    offsets = points[:, None, :] - points[None, :, :]
-    grid = (rows, *rest)
-    local = kernel[(slice(None),) + tuple(offsets[..., a] + grid[a] - 1 for a in range(len(grid)))]  # [D, C·R, C·R]
+    local = kernel[(slice(None),) + _pair_index((block, *rest), (rows, *rest), v.device)]  # [D, C·R, C·R]
     blocks = v.reshape(batch, channels, padded_rows // block, block * per_row)
     out = torch.einsum("dij,bdnj->bdni", local, blocks).reshape(v.shape)
     # 2. off-diagonal squares, level by level; kernel rows for row offsets 0 .. P - 1 (zero past G - 1)
@@ -219,13 +228,8 @@ def spectral_conv_naive(
     """
     grid = _check_spectral(values, kernel, mask)
     batch, channels = values.shape[0], values.shape[-1]
-    # 1. grid points in raster order, [N, n_axes]
-    axes = [torch.arange(g, device=values.device) for g in grid]
-    points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(grid))
-    # 2. K[i, j] = k(x_i - x_j)
-    offsets = points[:, None, :] - points[None, :, :]
-    index = tuple(offsets[..., a] + grid[a] - 1 for a in range(len(grid)))
-    K = kernel[index]  # [N, N, D]
+    # 1., 2. K[i, j] = k(x_i - x_j) for the grid points in raster order
+    K = kernel[_pair_index(grid, grid, values.device)]  # [N, N, D]
     if causal:
         K = torch.tril(torch.ones(K.shape[:2], device=K.device)).unsqueeze(-1) * K
     # 3. weighted sum over j
@@ -295,12 +299,7 @@ def local_conv(
     if causal:
         axes = [torch.arange(size, device=table.device) + low for size, low in zip(table.shape[:-1], lows)]
         offsets = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-        allowed = torch.zeros(offsets.shape[:-1], dtype=torch.bool, device=table.device)
-        decided = torch.zeros_like(allowed)
-        for axis in range(len(grid)):
-            allowed |= ~decided & (offsets[..., axis] > 0)
-            decided |= offsets[..., axis] != 0
-        table = table * (allowed | ~decided).unsqueeze(-1).to(table.dtype)
+        table = table * _lexicographically_nonnegative(offsets).unsqueeze(-1).to(table.dtype)
     # 2. depthwise cross-correlation with the flipped table
     channels = values.shape[-1]
     weight = table.flip(tuple(range(len(grid)))).movedim(-1, 0).unsqueeze(1).to(v.dtype)  # [D, 1, *W]
@@ -483,14 +482,8 @@ def relative_position_bias(table: torch.Tensor, grid_shape: tuple[int, ...]) -> 
             f"`table` must have shape [H, *(2g - 1)] = [H, {', '.join(map(str, expected))}] for grid {list(grid)}, "
             f"got {list(table.shape)}."
         )
-    # 1. grid points in raster order, [N, n_axes]
-    axes = [torch.arange(g, device=table.device) for g in grid]
-    points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(grid))
-    # 2. table index of every offset
-    offsets = points[:, None, :] - points[None, :, :]
-    index = tuple(offsets[..., a] + grid[a] - 1 for a in range(len(grid)))
-    # 3. gather per head
-    return table[(slice(None),) + index]
+    # 1., 2. table index of every pair's offset, 3. gathered per head
+    return table[(slice(None),) + _pair_index(grid, grid, table.device)]
 
 
 def softmax_transform(
