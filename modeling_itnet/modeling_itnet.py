@@ -10,19 +10,25 @@ quadrature weight 0, no sum sees them, and the real tokens' outputs equal those 
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.generation import GenerationMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithPooling,
+    CausalLMOutputWithPast,
     ImageClassifierOutput,
+    MaskedLMOutput,
     SequenceClassifierOutput,
 )
+from transformers.modeling_utils import slice_logits_to_keep
 from transformers.processing_utils import Unpack
-from transformers.utils import TransformersKwargs
+from transformers.utils import TransformersKwargs, logging
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
@@ -41,12 +47,71 @@ from .layers_itnet import (
 
 MODALITIES = ("text", "image")
 
+logger = logging.get_logger(__name__)
 
-class ITNetLayer(GradientCheckpointingLayer):
-    """One Integral Transform Block: `[B, N, D] → [B, N, D]`."""
+
+class ITNetCache:
+    r"""Generation state of a causal ITNet text model: for every layer, the state of each kernel branch after the
+    tokens seen so far (`ITNet*Branch.step` documents each), so that a new token costs
+
+    | family | state per layer | cost per new token |
+    |---|---|---|
+    | `recurrent` | `S = Σ_s (Π a) B̄_s v_sᵀ` `[B, H, R, E]` | O(1) in the length |
+    | `low_rank` | `S = Σ_s ψ(k_s) v_sᵀ`, `z = Σ_s ψ(k_s)` | O(1) |
+    | `ssm` | complex state `x_t = Ā x_{t−1} + B̄ v_t` `[B, V, S]` | O(1) |
+    | `local` | the last `W − 1` values | O(W) |
+    | `spectral` | the past values; `k(0 .. t)` from the kernel MLP | O(t) |
+    | `softmax` | past keys and values (and the bias row `b(t − s)`) | O(t) |
+    | `mlp` (exact) | past positions, key-side features and values | O(t·h) |
+
+    How it plugs into `generate()`: `ITNetForCausalLM` opts out of transformers' default `DynamicCache`
+    (`_supports_default_dynamic_cache()` is False), so the prompt pass runs with `use_cache=True` and no cache; the
+    model creates an `ITNetCache`, fills it from the normal full forward and returns it as `past_key_values`.
+    `generate` hands it back with only the new token and the whole 2-D `attention_mask` (the model reads the new
+    tokens' part), and beam search reorders it with `reorder_cache`. Every state tensor has the batch first.
+
+    Attributes:
+        states: per layer, None before the prompt pass, then `{family: {name: tensor [B, ...]}}`.
+        seen_tokens: positions processed so far, padding included (the length of the 1-D grid).
+    """
+
+    is_compileable = False  # read by `generate` (no static shapes: the states of some families grow)
+    is_croppable = False
 
     def __init__(self, config: ITNetConfig):
+        self.states: list[dict[str, dict[str, torch.Tensor]] | None] = [None] * config.num_hidden_layers
+        self.seen_tokens = 0
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        """Tokens seen so far (the same in every layer)."""
+        return self.seen_tokens
+
+    def reorder_cache(self, beam_idx: torch.LongTensor):
+        """Keep the batch rows `beam_idx` (beam search), in place."""
+        for layer in self.states:
+            for branch in (layer or {}).values():
+                for name, tensor in branch.items():
+                    branch[name] = tensor.index_select(0, beam_idx.to(tensor.device))
+
+
+@dataclass
+class ITNetModelOutput(BaseModelOutputWithPooling):
+    r"""
+    `BaseModelOutputWithPooling` with the generation state.
+
+    past_key_values (`ITNetCache`, returned with `use_cache=True` or when a cache was passed): the state after these
+        tokens, to continue the sequence from.
+    """
+
+    past_key_values: ITNetCache | None = None
+
+
+class ITNetLayer(GradientCheckpointingLayer):
+    """One Integral Transform Block: `[B, N, D] → [B, N, D]`; `layer_idx` is its slot in an `ITNetCache`."""
+
+    def __init__(self, config: ITNetConfig, layer_idx: int = 0):
         super().__init__()
+        self.layer_idx = layer_idx
         self.mixer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mixer = ITNetMixer(
             hidden_size=config.hidden_size,
@@ -74,9 +139,20 @@ class ITNetLayer(GradientCheckpointingLayer):
         mask: torch.Tensor | None = None,
         grid_shape: tuple[int, ...] = (),
         length_scale: tuple[float, ...] = (),
+        past_key_values: ITNetCache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
-        mixed = self.mixer(self.mixer_norm(hidden_states), mask, grid_shape, length_scale)
+        normed = self.mixer_norm(hidden_states)
+        if past_key_values is None:
+            mixed = self.mixer(normed, mask, grid_shape, length_scale)
+        elif past_key_values.states[self.layer_idx] is None:  # the prompt: the full forward, keeping the states
+            mixed, past_key_values.states[self.layer_idx] = self.mixer(
+                normed, mask, grid_shape, length_scale, return_state=True
+            )
+        else:
+            mixed, past_key_values.states[self.layer_idx] = self.mixer.step(
+                normed, mask, length_scale, past_key_values.states[self.layer_idx]
+            )
         hidden_states = hidden_states + self.dropout(mixed)
         return hidden_states + self.dropout(self.ffn(self.ffn_norm(hidden_states)))
 
@@ -141,7 +217,7 @@ class ITNetModel(ITNetPreTrainedModel):
             if "image" in modalities
             else None
         )
-        self.layers = nn.ModuleList([ITNetLayer(config) for _ in range(config.num_hidden_layers)])
+        self.layers = nn.ModuleList([ITNetLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)])
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
@@ -203,25 +279,64 @@ class ITNetModel(ITNetPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
+        past_key_values: ITNetCache | None = None,
+        use_cache: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
-    ) -> BaseModelOutputWithPooling:
+    ) -> ITNetModelOutput:
         r"""
         Args:
             input_ids (`torch.LongTensor` of shape `[B, N]`): token ids (text).
-            attention_mask (`torch.Tensor` of shape `[B, N]`): 1 for real tokens, 0 for padding (text only).
+            attention_mask (`torch.Tensor` of shape `[B, N]`, or `[B, T + N]` after `T` cached tokens): 1 for real
+                tokens, 0 for padding (text only).
             inputs_embeds (`torch.Tensor` of shape `[B, N, D]`): token embeddings instead of `input_ids`.
             pixel_values (`torch.Tensor` of shape `[B, C, H, W]`): images, `H` and `W` multiples of `patch_size`.
+            past_key_values (`ITNetCache`): the state after the `T` tokens seen so far (causal text models only); the
+                inputs continue that sequence, one token at a time at O(1) to O(T) cost each (see `ITNetCache`). It is
+                updated in place and returned.
+            use_cache (`bool`, defaults to False): when no `past_key_values` is given, start an `ITNetCache` from
+                these inputs (the normal full forward, keeping each branch's final state) and return it.
+        `pooler_output` pools the tokens of this call.
         """
+        if (use_cache or past_key_values is not None) and self.training and self.is_activation_checkpointing:
+            logger.warning_once("A cache is incompatible with activation checkpointing in training; not using one.")
+            use_cache, past_key_values = False, None
+        if use_cache and past_key_values is None:
+            past_key_values = ITNetCache(self.config)
+        past = 0 if past_key_values is None else past_key_values.get_seq_length()
+        if past_key_values is not None:
+            if not self.config.is_causal:
+                raise ValueError("`past_key_values`/`use_cache` continue a sequence causally; set `is_causal=True`.")
+            if pixel_values is not None:
+                raise ValueError(
+                    "`past_key_values`/`use_cache` apply to text (`input_ids`/`inputs_embeds`), not images."
+                )
+            new = next((x.shape[1] for x in (input_ids, inputs_embeds) if x is not None and x.ndim > 1), None)
+            if past and attention_mask is not None and new is not None:
+                if attention_mask.ndim != 2 or attention_mask.shape[1] != past + new:
+                    raise ValueError(
+                        f"After {past} cached tokens, `attention_mask` must cover them and the {new} new ones: shape "
+                        f"[batch, {past + new}], got {list(attention_mask.shape)}."
+                    )
+                attention_mask = attention_mask[:, past:]
         hidden_states, mask, grid_shape, length_scale = self._embed(input_ids, attention_mask, inputs_embeds, pixel_values)
+        if past and past + hidden_states.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"{past} cached and {hidden_states.shape[1]} new tokens exceed `max_position_embeddings` "
+                f"({self.config.max_position_embeddings})."
+            )
         for layer in self.layers:
-            hidden_states = layer(hidden_states, mask, grid_shape, length_scale, **kwargs)
+            hidden_states = layer(
+                hidden_states, mask, grid_shape, length_scale, past_key_values=past_key_values, **kwargs
+            )
+        if past_key_values is not None:
+            past_key_values.seen_tokens += hidden_states.shape[1]
         hidden_states = self.norm(hidden_states)
         if mask is None:
             pooled = hidden_states.mean(dim=1)
         else:
             weights = mask.unsqueeze(-1)
             pooled = (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
-        return BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=pooled)
+        return ITNetModelOutput(last_hidden_state=hidden_states, pooler_output=pooled, past_key_values=past_key_values)
 
 
 class ITNetForSequenceClassification(ITNetPreTrainedModel):
@@ -259,6 +374,169 @@ class ITNetForSequenceClassification(ITNetPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
+class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
+    r"""ITNet with a language-modelling head, for next-token prediction and `generate()`.
+
+    Needs causal kernels (`config.is_causal=True`). The output embedding is tied to the input embedding unless
+    `config.tie_word_embeddings=False`. Generation keeps an `ITNetCache` (returned as `past_key_values`): every new
+    token continues each branch's state instead of re-running the prompt, and cached decoding gives the logits of
+    the full forward (to float rounding). Left-padded batches generate as each prompt alone: padded positions have
+    quadrature weight 0 and keep their place on the 1-D grid, so the offsets between real tokens are unchanged. The
+    Monte Carlo `"mlp"` kernel (`mlp_kernel_samples > 0`) has no cached form equal to the full forward and refuses
+    to generate.
+    """
+
+    input_modalities = ("text",)
+    _tied_weights_keys = {"lm_head.weight": "itnet.text_embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: ITNetConfig):
+        if not config.is_causal:
+            raise ValueError(
+                "ITNetForCausalLM predicts the next token and needs causal kernels: set `is_causal=True` in the "
+                "config."
+            )
+        super().__init__(config)
+        self.itnet = ITNetModel(config, modalities=("text",))
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Module):
+        self.lm_head = new_embeddings
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        """False: `generate` must not build a `DynamicCache` (key/value layers); the model creates its own
+        `ITNetCache` on the first forward with `use_cache=True`."""
+        return False
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids,
+        past_key_values=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        is_first_iteration=False,
+        **kwargs,
+    ):
+        """`GenerationMixin`'s: once a cache exists only the new token is passed, with the whole 2-D
+        `attention_mask` (the `ITNetCache` is not compileable, so the mask stays 2-D); `inputs_embeds` serve the
+        prompt pass. Refuses the Monte Carlo `"mlp"` kernel first."""
+        if "mlp" in self.config.kernel_families and self.config.mlp_kernel_samples > 0:
+            raise ValueError(
+                "Generation with the Monte Carlo 'mlp' kernel "
+                f"(`mlp_kernel_samples={self.config.mlp_kernel_samples}`) is not supported: its estimate is drawn "
+                "anew at every call, so cached and uncached decoding would differ. Use `mlp_kernel_samples=0` (the "
+                "exact tiled kernel)."
+            )
+        return super().prepare_inputs_for_generation(
+            input_ids,
+            past_key_values=past_key_values,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            is_first_iteration=is_first_iteration,
+            **kwargs,
+        )
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        past_key_values: ITNetCache | None = None,
+        use_cache: bool | None = None,
+        labels: torch.LongTensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> CausalLMOutputWithPast:
+        r"""
+        input_ids, attention_mask, inputs_embeds, past_key_values, use_cache: as in `ITNetModel.forward`.
+        labels (`torch.LongTensor` of shape `[B, N]`): the tokens to predict, shifted inside (`labels = input_ids`
+            trains next-token prediction); -100 is ignored. The loss is `self.loss_function` (`ForCausalLMLoss`),
+            normalised by `num_items_in_batch` when the Trainer passes it.
+        logits_to_keep (`int` or `torch.Tensor`): compute the logits of the last `logits_to_keep` positions only
+            (0: all), or of the given positions.
+
+        Returns `logits` `[B, N or logits_to_keep, vocab_size]` and, with a cache, `past_key_values` (`ITNetCache`).
+        """
+        outputs = self.itnet(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+        return CausalLMOutputWithPast(
+            loss=loss, logits=logits, past_key_values=outputs.past_key_values, hidden_states=outputs.hidden_states
+        )
+
+
+class ITNetForMaskedLM(ITNetPreTrainedModel):
+    r"""ITNet with a masked-language-modelling head (BERT-style pretraining, the `fill-mask` pipeline).
+
+    Bidirectional kernels (`config.is_causal=False`). The head is `decoder(LayerNorm(act(dense(h))))` as in BERT;
+    the decoder weight is tied to the input embedding unless `config.tie_word_embeddings=False`.
+    """
+
+    input_modalities = ("text",)
+    _tied_weights_keys = {"lm_head.decoder.weight": "itnet.text_embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: ITNetConfig):
+        if config.is_causal:
+            raise ValueError("ITNetForMaskedLM reads both sides of a masked token: set `is_causal=False` in the config.")
+        super().__init__(config)
+        self.itnet = ITNetModel(config, modalities=("text",))
+        self.lm_head = ITNetMaskedLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Module):
+        self.lm_head.decoder = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MaskedLMOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `[B, N]`): the original tokens at masked positions, -100 elsewhere.
+        """
+        outputs = self.itnet(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+        logits = self.lm_head(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+class ITNetMaskedLMHead(nn.Module):
+    """`[B, N, D] → [B, N, vocab_size]`: dense, activation, layer norm, decoder (with bias)."""
+
+    def __init__(self, config: ITNetConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(self.act(self.dense(hidden_states))))
+
+
 class ITNetForImageClassification(ITNetPreTrainedModel):
     """ITNet with a linear head on the mean of the final patch states."""
 
@@ -291,8 +569,12 @@ class ITNetForImageClassification(ITNetPreTrainedModel):
 
 
 __all__ = [
+    "ITNetCache",
+    "ITNetForCausalLM",
     "ITNetForImageClassification",
+    "ITNetForMaskedLM",
     "ITNetForSequenceClassification",
     "ITNetModel",
+    "ITNetModelOutput",
     "ITNetPreTrainedModel",
 ]

@@ -11,7 +11,13 @@ from transformers import (
     AutoModelForSequenceClassification,
 )
 
-from modeling_itnet import ITNetConfig, ITNetForImageClassification, ITNetForSequenceClassification, ITNetModel
+from modeling_itnet import (
+    ITNetConfig,
+    ITNetForCausalLM,
+    ITNetForImageClassification,
+    ITNetForSequenceClassification,
+    ITNetModel,
+)
 
 
 def tiny_config(**overrides) -> ITNetConfig:
@@ -294,8 +300,9 @@ FIELD_CHANGES = {
     "mlp_kernel_samples": 4,
     "mlp_kernel_tile_size": 3,
     "kernel_spectral_norm": True,
+    "tie_word_embeddings": False,
 }
-# Fields that act only when their family is in use: the configuration both fingerprints are taken in.
+# Fields that act only when their family (or head) is in use: the configuration both fingerprints are taken in.
 FIELD_CONTEXT = {
     "local_window": {"kernel_families": ["local", "low_rank"]},
     "softmax_relative_bias": {"kernel_families": ["softmax"]},
@@ -303,6 +310,7 @@ FIELD_CONTEXT = {
     "recurrent_discretization": {"kernel_families": ["recurrent"]},
     "mlp_kernel_samples": {"kernel_families": ["mlp"]},
     "mlp_kernel_tile_size": {"kernel_families": ["mlp"], "kernel_spectral_norm": True},
+    "tie_word_embeddings": {"is_causal": True},
 }
 
 
@@ -314,6 +322,9 @@ def _fingerprint(config: ITNetConfig):
     text = model(input_ids=torch.arange(1, 21).view(2, 10) % 50).last_hidden_state
     pixels = torch.randn(1, config.num_channels, 16, 16, generator=torch.Generator().manual_seed(2))
     image = model(pixel_values=pixels).last_hidden_state
+    if config.is_causal:  # the language-modelling head's parameters too (an untied head has its own matrix)
+        torch.manual_seed(0)
+        shapes.update({f"lm.{name}": tuple(p.shape) for name, p in ITNetForCausalLM(config).named_parameters()})
     return shapes, text, image
 
 

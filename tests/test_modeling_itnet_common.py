@@ -1,9 +1,12 @@
 """Transformers' own conformance suite (`ModelTesterMixin`, `ConfigTester`) run over ITNet.
 
 The common tests come from the transformers sdist of the installed version, fetched at test time by
-`transformers_suite.py` (never committed). Two testers, as transformers writes them for its own models:
-text (`ITNetModel`, `ITNetForSequenceClassification` on `input_ids`/`attention_mask`) and image (`ITNetModel`,
-`ITNetForImageClassification` on `pixel_values`).
+`transformers_suite.py` (never committed). Three testers, as transformers writes them for its own models:
+text (`ITNetModel`, `ITNetForSequenceClassification` on `input_ids`/`attention_mask`), image (`ITNetModel`,
+`ITNetForImageClassification` on `pixel_values`) and causal language modelling (`ITNetModel` and
+`ITNetForCausalLM` with `is_causal=True`). The causal tester inherits `GenerationTesterMixin`, as upstream requires of
+a model that can generate; that mixin is a stand-in here (the real one is not in the sdist), and
+`tests/test_generation.py` runs ITNet's generation tests.
 
 ITNet computes no attention maps (`has_attentions = False`), so upstream skips its tests of attention outputs and
 attention implementations (sdpa, flash, flex) by itself; it also skips what needs an accelerator, deepspeed, RoPE,
@@ -24,7 +27,9 @@ from transformers.models.auto import modeling_auto
 
 from modeling_itnet import (
     ITNetConfig,
+    ITNetForCausalLM,
     ITNetForImageClassification,
+    ITNetForMaskedLM,
     ITNetForSequenceClassification,
     ITNetModel,
 )
@@ -40,8 +45,10 @@ except transformers_suite.TransformersTestsUnavailable as error:
     # Fail loudly, with the reason, in every test of the testers below (no collection error, no skip).
     common = None
     ModelTesterMixin = transformers_suite.unavailable_mixin(error)
+    GenerationTesterMixin = type("GenerationTesterMixin", (), {})
 else:
     ModelTesterMixin = common.ModelTesterMixin
+    GenerationTesterMixin = common.test_modeling_common.GenerationTesterMixin
 
 
 # `ModelTesterMixin._prepare_for_class` picks labels by looking class names up in the `MODEL_*_MAPPING_NAMES`
@@ -50,6 +57,8 @@ else:
 AUTO_MAPPING_NAMES = {
     "MODEL_MAPPING_NAMES": "ITNetModel",
     "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES": "ITNetForSequenceClassification",
+    "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES": "ITNetForCausalLM",
+    "MODEL_FOR_MASKED_LM_MAPPING_NAMES": "ITNetForMaskedLM",
     "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES": "ITNetForImageClassification",
 }
 
@@ -130,18 +139,27 @@ class ITNetModelTester:
         self.parent.assertEqual(result.logits.shape, (self.batch_size, self.num_labels))
         self.parent.assertEqual(result.loss.shape, ())
 
+    def create_and_check_for_causal_lm(self, config, inputs):
+        model = ITNetForCausalLM(config).eval()
+        with torch.no_grad():
+            result = model(**inputs, labels=inputs["input_ids"])
+        self.parent.assertEqual(result.logits.shape, (self.batch_size, self.seq_length, self.vocab_size))
+        self.parent.assertEqual(result.loss.shape, ())
+        self.parent.assertTrue(torch.isfinite(result.loss))
+
 
 class ITNetCommonTestsMixin:
-    """What both testers share: the ConfigTester run and the tester's own shape checks."""
+    """What every tester shares: the ConfigTester run and the tester's own shape checks."""
 
     has_attentions = False  # the integral transform computes no attention maps
     # Upstream runs this only for models whose config file carries a copyright year >= 2023; ITNet's does not.
     test_can_init_all_missing_weights_before_2023 = True
     config_tester_kwargs = {}
+    tester_kwargs = {}  # config values of this tester beyond TINY_CONFIG
 
     def setUp(self):
         super().setUp()
-        self.model_tester = ITNetModelTester(self, self.modality)
+        self.model_tester = ITNetModelTester(self, self.modality, **self.tester_kwargs)
         self.config_tester = common.ConfigTester(self, config_class=ITNetConfig, **self.config_tester_kwargs)
 
     def test_config(self):
@@ -151,18 +169,22 @@ class ITNetCommonTestsMixin:
         config, inputs, _ = self.model_tester.prepare_config_and_inputs()
         self.model_tester.create_and_check_model(config, inputs)
 
+
+class ITNetClassificationTestsMixin(ITNetCommonTestsMixin):
+    """The classification testers: the head's logits and loss."""
+
     def test_for_classification(self):
         config, inputs, labels = self.model_tester.prepare_config_and_inputs()
         self.model_tester.create_and_check_for_classification(self.all_model_classes[1], config, inputs, labels)
 
 
-class ITNetTextModelTest(ITNetCommonTestsMixin, ModelTesterMixin, unittest.TestCase):
+class ITNetTextModelTest(ITNetClassificationTestsMixin, ModelTesterMixin, unittest.TestCase):
     modality = "text"
-    all_model_classes = (ITNetModel, ITNetForSequenceClassification)
+    all_model_classes = (ITNetModel, ITNetForSequenceClassification, ITNetForMaskedLM)
     config_tester_kwargs = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77}
 
 
-class ITNetImageModelTest(ITNetCommonTestsMixin, ModelTesterMixin, unittest.TestCase):
+class ITNetImageModelTest(ITNetClassificationTestsMixin, ModelTesterMixin, unittest.TestCase):
     modality = "image"
     all_model_classes = (ITNetModel, ITNetForImageClassification)
     config_tester_kwargs = {
@@ -200,3 +222,14 @@ class ITNetImageModelTest(ITNetCommonTestsMixin, ModelTesterMixin, unittest.Test
     @unittest.skip(reason="`inputs_embeds` replaces `input_ids`; pixel inputs have none (the text tester runs it)")
     def test_inputs_embeds_matches_input_ids(self):
         pass
+
+
+class ITNetCausalLMModelTest(ITNetCommonTestsMixin, ModelTesterMixin, GenerationTesterMixin, unittest.TestCase):
+    modality = "text"
+    tester_kwargs = {"is_causal": True}
+    all_model_classes = (ITNetModel, ITNetForCausalLM)
+    config_tester_kwargs = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77, "is_causal": True}
+
+    def test_for_causal_lm(self):
+        config, inputs, _ = self.model_tester.prepare_config_and_inputs()
+        self.model_tester.create_and_check_for_causal_lm(config, inputs)

@@ -15,6 +15,8 @@ def test_trainer_learns_mnist_digits(tmp_path):
     assert results["eval_loss_after"] < 0.7 * results["eval_loss_before"], results
     assert results["accuracy_after"] > 0.45, results
     assert results["reloaded_identical"], results
+    # the saved folder, processor included, works as a pipeline: same inputs as the evaluation, so beats chance too
+    assert results["pipeline_digits"] == 100 and results["pipeline_accuracy"] > 0.45, results
     assert json.loads((tmp_path / "results.json").read_text()) == results
     model = AutoModelForImageClassification.from_pretrained(results["saved_to"])
     assert model.config.id2label[3] == "3"

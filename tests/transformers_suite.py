@@ -44,9 +44,10 @@ STAND_INS = {
 
 
         class GenerationTesterMixin:
-            """Marker base of testers that also run `generate` tests. None of ITNet's testers inherits it: the
-            `ModelTesterMixin.test_generation_tester_mixin_inheritance` check then requires that no tested class
-            can generate."""
+            """Marker base of testers that also run `generate` tests. `ModelTesterMixin.
+            test_generation_tester_mixin_inheritance` requires it exactly of the testers whose classes can generate
+            (ITNet's causal-LM tester); the upstream `generate` tests it holds are not part of this run (ITNet's own
+            are in tests/test_generation.py)."""
         ''',
     "exporters/test_export.py": '''
         """Stand-in (written by modeling_itnet's tests/transformers_suite.py; absent from the sdist)."""
