@@ -40,11 +40,12 @@ def sentiment_model(tmp_path_factory):
 def test_text_classification_pipeline(sentiment_model):
     path, validation = sentiment_model
     classifier = pipeline("text-classification", model=str(path))
-    predictions = classifier(validation["sentence"], batch_size=64, truncation=True, max_length=256)
+    predictions = classifier(list(validation["sentence"]), batch_size=64, truncation=True, max_length=256)
     assert {p["label"] for p in predictions} <= {"negative", "positive"}
     assert all(0.5 <= p["score"] <= 1.0 for p in predictions)
-    accuracy = np.mean([p["label"] == ("positive" if y else "negative") for p, y in zip(predictions, validation["label"])])
-    majority = max(np.mean(validation["label"]), 1 - np.mean(validation["label"]))  # 0.55
+    labels = list(validation["label"])
+    accuracy = np.mean([p["label"] == ("positive" if y else "negative") for p, y in zip(predictions, labels)])
+    majority = max(np.mean(labels), 1 - np.mean(labels))  # 0.55
     assert accuracy > majority + 0.05, (accuracy, majority)
     both = classifier("a gorgeous, witty, seductive movie.", top_k=None)
     assert sorted(p["label"] for p in both) == ["negative", "positive"]
