@@ -1,11 +1,11 @@
 """`transformers.pipeline` on ITNet: text classification on a tiny model trained on real offline sentiment data,
-and fill-mask."""
+fill-mask and text generation."""
 
 import numpy as np
 import pytest
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, pipeline, set_seed
 
-from modeling_itnet import ITNetConfig, ITNetForMaskedLM, ITNetForSequenceClassification, tokenizer_path
+from modeling_itnet import ITNetConfig, ITNetForCausalLM, ITNetForMaskedLM, ITNetForSequenceClassification, tokenizer_path
 from offline_data import load_offline
 
 
@@ -75,3 +75,22 @@ def test_masked_lm_head_ties_and_refuses_causal_kernels():
     assert untied.lm_head.decoder.weight is not untied.itnet.text_embeddings.word_embeddings.weight
     with pytest.raises(ValueError, match="is_causal"):
         ITNetForMaskedLM(ITNetConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, is_causal=True))
+
+
+def test_text_generation_pipeline(tmp_path):
+    """`text-generation` drives `generate()` with the ITNetCache; greedy output equals `model.generate`. The WordPiece
+    tokenizer wraps a text in [CLS] ... [SEP] by default: a causal prompt is tokenized without them."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path())
+    set_seed(0)
+    config = ITNetConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, intermediate_size=48,
+        max_position_embeddings=64, is_causal=True, pad_token_id=tokenizer.pad_token_id,
+    )
+    model = ITNetForCausalLM(config).eval()
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    generator = pipeline("text-generation", model=str(tmp_path))
+    out = generator("the film is", max_new_tokens=6, do_sample=False, return_full_text=False, add_special_tokens=False)
+    prompt = tokenizer("the film is", return_tensors="pt", add_special_tokens=False)
+    expected = model.generate(**prompt, max_new_tokens=6, do_sample=False)
+    assert out[0]["generated_text"] == tokenizer.decode(expected[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
