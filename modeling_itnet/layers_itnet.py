@@ -343,12 +343,13 @@ class ITNetRecurrentBranch(nn.Module):
             _require_causal("recurrent", self.is_causal)
             return _merge_heads(out), {"state": final_state}
         if not self.is_causal:
-            flip = lambda t: t.flip(2)  # noqa: E731
-            backward, _ = decay_low_rank_transform(flip(C), flip(B), flip(v), flip(log_decay), None if mask is None else mask.flip(1))
+            # the same scan over the reversed sequence, flipped back; the s = t term is in both scans
+            reversed_mask = None if mask is None else mask.flip(1)
+            backward, _ = decay_low_rank_transform(C.flip(2), B.flip(2), v.flip(2), log_decay.flip(2), reversed_mask)
             diagonal = (C * B).sum(-1, keepdim=True) * v
             if mask is not None:
                 diagonal = diagonal * mask[:, None, :, None].to(diagonal.dtype)
-            out = out + flip(backward) - diagonal
+            out = out + backward.flip(2) - diagonal
         return _merge_heads(out)
 
     def step(self, hidden_t, value_t, mask_t, state, length_scale):
