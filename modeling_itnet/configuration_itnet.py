@@ -66,6 +66,11 @@ class ITNetConfig(PreTrainedConfig):
             spectral, softmax-bias and mlp kernels); see the README on when to use it.
         tie_word_embeddings (`bool`, defaults to `True`): share one matrix between the token embedding and the
             language-modelling head's output projection (`ITNetForCausalLM`); `False` gives the head its own.
+        max_num_images (`int`, defaults to 2): the most images one image+text input may hold (VQA: 1, NLVR2: 2).
+            Models that read text and images together learn one modality embedding for the text and one per image
+            slot, added to the tokens of the joint sequence.
+        point_feature_size (`int`, defaults to 0): per-point features (e.g. normals, colours) that point-cloud
+            models take beside the `[B, N, 3]` coordinates, as `point_features` `[B, N, point_feature_size]`.
 
     Example:
 
@@ -102,6 +107,8 @@ class ITNetConfig(PreTrainedConfig):
     mlp_kernel_tile_size: int = 128
     kernel_spectral_norm: bool = False
     tie_word_embeddings: bool = True
+    max_num_images: int = 2
+    point_feature_size: int = 0
 
     def __post_init__(self, **kwargs):
         self.kernel_families = list(self.kernel_families)
@@ -126,6 +133,7 @@ class ITNetConfig(PreTrainedConfig):
             "local_window",
             "state_size",
             "mlp_kernel_tile_size",
+            "max_num_images",
         )
         for name in positive:
             value = getattr(self, name)
@@ -134,6 +142,8 @@ class ITNetConfig(PreTrainedConfig):
         for name in ("layer_norm_eps", "initializer_range"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
+        if self.point_feature_size < 0:
+            raise ValueError(f"`point_feature_size` must be >= 0 (0: coordinates only), got {self.point_feature_size}.")
         if self.mlp_kernel_samples < 0:
             raise ValueError(f"`mlp_kernel_samples` must be >= 0 (0: exact tiled evaluation), got {self.mlp_kernel_samples}.")
         if self.recurrent_discretization not in ("euler", "zoh"):

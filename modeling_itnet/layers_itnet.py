@@ -8,6 +8,8 @@ over the kernel families `f` it is built with, `g_f(u_i) = σ(W_g,f u_i)` a per-
 switches between the families (the paper's switch between local and global integration).
 """
 
+import math
+
 import torch
 from torch import nn
 from transformers.activations import ACT2FN
@@ -47,7 +49,7 @@ class ITNetSpectralKernel(nn.Module):
 
     `γ` the Fourier features of the offset in units of the length scale `s`. The learnable decay `r_d` makes a
     channel local (large `r_d`, a short window like a convolution) or global (small `r_d`). One MLP serves 1-D and
-    2-D grids: a 1-D offset `δ` is the 2-D offset `(0, δ)`.
+    2-D grids: a 1-D offset `δ` is the 2-D offset `(0, δ)`; with `num_axes=3` it also takes 3-D point offsets.
 
     Args:
         channels: `D`, kernels produced (depthwise).
@@ -55,15 +57,23 @@ class ITNetSpectralKernel(nn.Module):
         hidden_size: width of the kernel MLP.
         activation: name of the MLP's activation in `transformers.activations.ACT2FN`.
         spectral_norm: divide each MLP weight by its largest singular value (see `kernel_linear`).
+        num_axes: coordinates of the offsets it takes (2: grids; 3: grids and point clouds).
     """
 
     def __init__(
-        self, channels: int, num_frequencies: int, hidden_size: int, activation: str = "gelu", spectral_norm: bool = False
+        self,
+        channels: int,
+        num_frequencies: int,
+        hidden_size: int,
+        activation: str = "gelu",
+        spectral_norm: bool = False,
+        num_axes: int = 2,
     ):
         super().__init__()
         self.num_frequencies = num_frequencies
         self.spectral_norm = spectral_norm
-        self.fc1 = nn.Linear(2 * 2 * num_frequencies, hidden_size)
+        self.num_axes = num_axes
+        self.fc1 = nn.Linear(num_axes * 2 * num_frequencies, hidden_size)
         self.act = ACT2FN[activation]
         self.fc2 = nn.Linear(hidden_size, channels)
         self.log_decay = nn.Parameter(torch.zeros(channels))
@@ -72,13 +82,22 @@ class ITNetSpectralKernel(nn.Module):
         """Returns the kernel `[*(2g − 1), D]` for a grid of shape `grid_shape` (one or two axes)."""
         return self.at(grid_offsets(grid_shape, device=self.fc1.weight.device), length_scale)
 
-    def at(self, offsets: torch.Tensor, length_scale: tuple[float, ...]) -> torch.Tensor:
-        """`k_θ(δ)` `[..., D]` at the offsets `δ` `[..., n]` (float32, `n` = 1 or 2 grid axes, in grid steps): the
-        same function of the offset whatever the grid size, since the length scale is fixed."""
+    def at(
+        self, offsets: torch.Tensor, length_scale: tuple[float, ...], max_frequency: float | None = None
+    ) -> torch.Tensor:
+        """`k_θ(δ)` `[..., D]` at the offsets `δ` `[..., n]` (float32, `n ≤ num_axes`, in grid steps; fewer axes are
+        the leading ones zero): the same function of the offset whatever the grid size, since the length scale is
+        fixed. The Fourier features reach `max_frequency` cycles per length scale, by default the grid's Nyquist
+        frequency `max(length_scale) / 2`; irregular positions (point coordinates, length scale 1) pass their own."""
+        if offsets.shape[-1] > self.num_axes:
+            raise ValueError(
+                f"This kernel takes offsets with at most {self.num_axes} coordinates, got {offsets.shape[-1]}."
+            )
         coords = offsets / offsets.new_tensor(length_scale)
-        if offsets.shape[-1] == 1:
-            coords = torch.cat([torch.zeros_like(coords), coords], dim=-1)
-        features = fourier_features(coords, self.num_frequencies, max_frequency=max(length_scale) / 2)
+        coords = nn.functional.pad(coords, (self.num_axes - coords.shape[-1], 0))
+        if max_frequency is None:
+            max_frequency = max(length_scale) / 2
+        features = fourier_features(coords, self.num_frequencies, max_frequency=max_frequency)
         hidden = self.act(kernel_linear(self.fc1, features.to(self.fc1.weight.dtype), self.spectral_norm))
         kernel = kernel_linear(self.fc2, hidden, self.spectral_norm)
         window = torch.exp(-self.log_decay.exp() * offsets.norm(dim=-1, keepdim=True))
@@ -88,8 +107,8 @@ class ITNetSpectralKernel(nn.Module):
 def _require_grid(family: str, grid_shape):
     if grid_shape is None:
         raise ValueError(
-            f"The {family!r} kernel family needs a 1-D or 2-D grid; irregular positions (e.g. point clouds) use the "
-            "'low_rank', 'softmax', 'mlp' or 'recurrent' families."
+            f"The {family!r} kernel family needs a 1-D or 2-D grid (its order or its offsets); irregular positions "
+            "(e.g. point clouds) use the content families 'low_rank', 'softmax' and 'mlp'."
         )
 
 
@@ -245,30 +264,55 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
 class ITNetSoftmaxBranch(nn.Module):
     r"""Family `"softmax"`: `K = softmax_j(q_i·k_j / √d + b(x_i − x_j))`, multi-head attention through the fused
     `scaled_dot_product_attention` (`softmax_transform`). The optional relative-position bias `b` is a stationary
-    kernel over grid offsets, one value per head, generated like the spectral kernel (so any grid size works).
+    kernel over offsets, one value per head, generated like the spectral kernel (so any grid size works, and
+    3-D point offsets with `position_dims=3`).
 
     Generation state (causal, 1-D): the keys and values `[B, H, T, E]` and the quadrature weights `[B, T]` of the
     past tokens; a step scores the new query against them, with the bias row `b(t − s)`, `s = 0 .. t`.
     """
 
-    def __init__(self, hidden_size, channels, num_heads, is_causal, relative_bias, num_frequencies, kernel_mlp_size, activation):
+    def __init__(
+        self, hidden_size, channels, num_heads, is_causal, relative_bias, num_frequencies, kernel_mlp_size, activation,
+        position_dims=2,
+    ):
         super().__init__()
         self.num_heads = num_heads
         self.is_causal = is_causal
+        self.num_frequencies = num_frequencies
         self.query_key = nn.Linear(hidden_size, 2 * channels)
         self.bias_kernel = (
-            ITNetSpectralKernel(num_heads, num_frequencies, kernel_mlp_size, activation) if relative_bias else None
+            ITNetSpectralKernel(num_heads, num_frequencies, kernel_mlp_size, activation, num_axes=position_dims)
+            if relative_bias
+            else None
         )
 
-    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False):
+    def relative_bias(self, grid_shape, length_scale, positions, segments) -> torch.Tensor:
+        """`b(x_i − x_j)`: `[H, N, N]` on a grid; block-diagonal `[H, N, N]` over `segments` (one grid per modality,
+        0 between modalities: cross-modal pairs are scored by content alone); `[B, H, N, N]` at irregular
+        `positions` `[B, N, P]` (offsets in coordinate units, Fourier features up to `num_frequencies` cycles)."""
+        if grid_shape is not None:
+            return relative_position_bias(self.bias_kernel(grid_shape, length_scale).movedim(-1, 0), grid_shape)
+        if segments is not None:
+            length = sum(math.prod(g) for g, _ in segments)
+            bias = self.bias_kernel.fc2.weight.new_zeros(self.num_heads, length, length)
+            start = 0
+            for grid, scale in segments:
+                end = start + math.prod(grid)
+                bias[:, start:end, start:end] = self.relative_bias(grid, scale, None, None)
+                start = end
+            return bias
+        offsets = (positions[:, :, None] - positions[:, None]).float()  # [B, N, N, P]
+        table = self.bias_kernel.at(offsets, (1.0,) * offsets.shape[-1], max_frequency=float(self.num_frequencies))
+        return table.permute(0, 3, 1, 2)
+
+    def forward(
+        self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False, segments=None
+    ):
         query, key = (_split_heads(t, self.num_heads) for t in self.query_key(hidden_states).chunk(2, dim=-1))
         heads = _split_heads(values, self.num_heads)
         bias = None
         if self.bias_kernel is not None:
-            if grid_shape is None:
-                raise ValueError("The softmax family's relative-position bias needs a grid; set `softmax_relative_bias=False` for irregular positions.")
-            table = self.bias_kernel(grid_shape, length_scale)  # [*(2g-1), H]
-            bias = relative_position_bias(table.movedim(-1, 0), grid_shape)
+            bias = self.relative_bias(grid_shape, length_scale, positions, segments).to(query.dtype)
         out = _merge_heads(softmax_transform(query, key, heads, mask, self.is_causal, bias))
         if not return_state:
             return out
@@ -336,6 +380,7 @@ class ITNetRecurrentBranch(nn.Module):
         return C, B, log_decay
 
     def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False):
+        _require_grid("recurrent", grid_shape)
         C, B, log_decay = self.coefficients(hidden_states)
         v = _split_heads(values, self.num_heads)
         out, final_state = decay_low_rank_transform(C, B, v, log_decay, mask)
@@ -527,14 +572,30 @@ def grid_positions(grid_shape, length_scale, batch: int, device) -> torch.Tensor
     return points.expand(batch, -1, -1)
 
 
+def segment_positions(segments, batch: int, device) -> torch.Tensor:
+    """Coordinates `[B, N, 3]` of the tokens of several grids in one sequence (image + text): each grid's
+    `grid_positions` (padded to two coordinates) and, third, the index of its segment."""
+    points = []
+    for index, (grid, scale) in enumerate(segments):
+        grid_points = grid_positions(grid, scale, batch, device)
+        grid_points = nn.functional.pad(grid_points, (0, 2 - grid_points.shape[-1]))
+        points.append(nn.functional.pad(grid_points, (0, 1), value=float(index)))
+    return torch.cat(points, dim=1)
+
+
 class ITNetMixer(nn.Module):
     r"""The Integral Transform mixer: a gated sum of kernel families applied to the same values,
 
         y_i = W_o Σ_f σ(W_g,f u_i) ⊙ T_f(v)_i,        v = W_v u,
 
-    `T_f` the transform of family `f` (one `ITNet*Branch` each, in `self.branches`). Tokens sit on a 1-D or 2-D
-    grid (`grid_shape`, raster order) or at irregular `positions` (then only the families that need no grid:
-    `low_rank`, `softmax` without relative bias, `mlp`, `recurrent`).
+    `T_f` the transform of family `f` (one `ITNet*Branch` each, in `self.branches`). Tokens sit on
+
+    - one 1-D or 2-D grid (`grid_shape`, raster order): text, or an image's patches;
+    - several grids in one sequence (`segments`: image + text, two images + text): the grid families
+      (`GRID_FAMILIES`: `spectral`, `local`, `ssm`, `recurrent`) run within each segment, the content families
+      (`low_rank`, `softmax`, `mlp`) over the whole sequence, so modalities mix through content; the softmax bias is
+      block-diagonal and the mlp kernel sees `segment_positions`;
+    - irregular `positions` `[B, N, P]` (point clouds): only the content families, which need no grid and no order.
 
     Args:
         hidden_size: `D`, width of the input `u`.
@@ -551,7 +612,10 @@ class ITNetMixer(nn.Module):
         kernel_spectral_norm: spectral normalisation of the kernel MLPs.
         value_size: width `V` of the values (default `D`).
         output_size: width of the output (default `D`).
+        position_dims: coordinates of the positions the softmax bias takes (2: grids; 3: point clouds too).
     """
+
+    GRID_FAMILIES = ("spectral", "local", "ssm", "recurrent")
 
     def __init__(
         self,
@@ -571,6 +635,7 @@ class ITNetMixer(nn.Module):
         kernel_spectral_norm: bool = False,
         value_size: int | None = None,
         output_size: int | None = None,
+        position_dims: int = 2,
     ):
         super().__init__()
         value_size = value_size or hidden_size
@@ -584,7 +649,8 @@ class ITNetMixer(nn.Module):
             "local": lambda: ITNetLocalBranch(value_size, local_window, is_causal),
             "low_rank": lambda: ITNetLowRankBranch(hidden_size, value_size, num_heads, is_causal),
             "softmax": lambda: ITNetSoftmaxBranch(
-                hidden_size, value_size, num_heads, is_causal, softmax_relative_bias, num_frequencies, kernel_mlp_size, activation
+                hidden_size, value_size, num_heads, is_causal, softmax_relative_bias, num_frequencies, kernel_mlp_size,
+                activation, position_dims,
             ),
             "recurrent": lambda: ITNetRecurrentBranch(
                 hidden_size, value_size, num_heads, is_causal, state_size, recurrent_discretization
@@ -610,22 +676,46 @@ class ITNetMixer(nn.Module):
         length_scale: tuple[float, ...] | None,
         positions: torch.Tensor | None = None,
         return_state: bool = False,
+        segments: list[tuple[tuple[int, ...], tuple[float, ...]]] | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, dict[str, torch.Tensor]]]:
-        """`hidden_states` `[B, N, D]`; `mask` `[B, N]` or None; either `grid_shape` with `N = prod(grid_shape)` in
-        raster order (and its `length_scale`), or irregular `positions` `[B, N, P]`.
+        """`hidden_states` `[B, N, D]`; `mask` `[B, N]` or None; one of: `grid_shape` with `N = prod(grid_shape)` in
+        raster order (and its `length_scale`); `segments`, a list of `(grid_shape, length_scale)`, one per
+        modality, in sequence order (`N` the sum of their sizes); irregular `positions` `[B, N, P]`.
 
         With `return_state` (causal, 1-D grid: the prompt pass of generation), also returns every branch's generation
         state after the last token, `{family: {name: tensor [B, ...]}}`, for `step`."""
         batch, length, _ = hidden_states.shape
+        if segments is not None:
+            if grid_shape is not None or positions is not None or return_state:
+                raise ValueError("`segments` describes the whole layout: pass no `grid_shape`, `positions` or `return_state`.")
+            if sum(math.prod(grid) for grid, _ in segments) != length:
+                raise ValueError(f"`segments` {segments} do not add up to the sequence length {length}.")
+            positions = segment_positions(segments, batch, hidden_states.device)
         values = self.value(hidden_states)
         gates = torch.sigmoid(self.gate(hidden_states)).view(batch, length, len(self.branches), -1)
         mixed, states = 0, {}
         for f, (family, branch) in enumerate(self.branches.items()):
-            out = branch(hidden_states, values, mask, grid_shape, length_scale, positions, return_state=return_state)
+            if segments is not None and family in self.GRID_FAMILIES:
+                out = self._per_segment(branch, hidden_states, values, mask, segments)
+            elif segments is not None and family == "softmax":
+                out = branch(hidden_states, values, mask, None, None, positions, segments=segments)
+            else:
+                out = branch(hidden_states, values, mask, grid_shape, length_scale, positions, return_state=return_state)
             if return_state:
                 out, states[family] = out
             mixed = mixed + gates[:, :, f] * out
         return (self.output(mixed), states) if return_state else self.output(mixed)
+
+    @staticmethod
+    def _per_segment(branch, hidden_states, values, mask, segments) -> torch.Tensor:
+        """A grid family applied within each segment of the sequence, `[B, N, V]`."""
+        outputs, start = [], 0
+        for grid, scale in segments:
+            end = start + math.prod(grid)
+            segment_mask = None if mask is None else mask[:, start:end]
+            outputs.append(branch(hidden_states[:, start:end], values[:, start:end], segment_mask, grid, scale))
+            start = end
+        return torch.cat(outputs, dim=1)
 
     def step(
         self,
@@ -704,6 +794,36 @@ class ITNetPatchEmbeddings(nn.Module):
         return self.projection(pixel_values).permute(0, 2, 3, 1)
 
 
+class ITNetPointEmbeddings(nn.Module):
+    """Point tokens: coordinates `points [B, N, 3]` and optional `point_features [B, N, F]` → `[B, N, D]`, a linear
+    map of `[x, y, z, features]` (PointNet's first layer). Positions also enter the kernels as offsets."""
+
+    def __init__(self, feature_size: int, hidden_size: int):
+        super().__init__()
+        self.feature_size = feature_size
+        self.projection = nn.Linear(3 + feature_size, hidden_size)
+
+    def forward(self, points: torch.Tensor, point_features: torch.Tensor | None = None) -> torch.Tensor:
+        if points.ndim != 3 or points.shape[-1] != 3 or not points.is_floating_point():
+            raise ValueError(
+                f"`points` must be a float tensor of shape [batch, num_points, 3], got {points.dtype} "
+                f"{list(points.shape)}."
+            )
+        if points.shape[1] == 0:
+            raise ValueError("`points` holds no points (num_points = 0).")
+        if not torch.isfinite(points).all():
+            raise ValueError("`points` contains NaN or infinite coordinates.")
+        expected = [*points.shape[:2], self.feature_size]
+        if self.feature_size == 0 and point_features is not None:
+            raise ValueError("`point_features` given, but the model takes none (`config.point_feature_size` = 0).")
+        if self.feature_size > 0:
+            if point_features is None or list(point_features.shape) != expected:
+                got = None if point_features is None else list(point_features.shape)
+                raise ValueError(f"`point_features` must have shape {expected} (`config.point_feature_size`), got {got}.")
+            points = torch.cat([points, point_features.to(points.dtype)], dim=-1)
+        return self.projection(points.to(self.projection.weight.dtype))
+
+
 __all__ = [
     "ITNetFeedForward",
     "ITNetLocalBranch",
@@ -711,6 +831,7 @@ __all__ = [
     "ITNetMLPKernelBranch",
     "ITNetMixer",
     "ITNetPatchEmbeddings",
+    "ITNetPointEmbeddings",
     "ITNetRecurrentBranch",
     "ITNetSSMBranch",
     "ITNetSoftmaxBranch",
@@ -719,4 +840,5 @@ __all__ = [
     "ITNetTextEmbeddings",
     "grid_positions",
     "kernel_linear",
+    "segment_positions",
 ]

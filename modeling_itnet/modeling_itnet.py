@@ -40,6 +40,7 @@ from .layers_itnet import (
     ITNetRecurrentBranch,
     ITNetSSMBranch,
     ITNetPatchEmbeddings,
+    ITNetPointEmbeddings,
     ITNetSpectralKernel,
     ITNetTextEmbeddings,
 )
@@ -107,16 +108,25 @@ class ITNetModelOutput(BaseModelOutputWithPooling):
 
 
 class ITNetLayer(GradientCheckpointingLayer):
-    """One Integral Transform Block: `[B, N, D] → [B, N, D]`; `layer_idx` is its slot in an `ITNetCache`."""
+    """One Integral Transform Block: `[B, N, D] → [B, N, D]`; `layer_idx` is its slot in an `ITNetCache`.
 
-    def __init__(self, config: ITNetConfig, layer_idx: int = 0):
+    `kernel_families` (default `config.kernel_families`) and `position_dims` let point-cloud models build the
+    content families only, with 3-D offsets (see `ITNetModel`)."""
+
+    def __init__(
+        self,
+        config: ITNetConfig,
+        layer_idx: int = 0,
+        kernel_families: list[str] | None = None,
+        position_dims: int = 2,
+    ):
         super().__init__()
         self.layer_idx = layer_idx
         self.mixer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mixer = ITNetMixer(
             hidden_size=config.hidden_size,
             num_heads=config.num_attention_heads,
-            kernel_families=config.kernel_families,
+            kernel_families=kernel_families or config.kernel_families,
             is_causal=config.is_causal,
             num_frequencies=config.spectral_num_frequencies,
             kernel_mlp_size=config.spectral_mlp_size,
@@ -128,6 +138,7 @@ class ITNetLayer(GradientCheckpointingLayer):
             mlp_kernel_samples=config.mlp_kernel_samples,
             mlp_kernel_tile_size=config.mlp_kernel_tile_size,
             kernel_spectral_norm=config.kernel_spectral_norm,
+            position_dims=position_dims,
         )
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.ffn = ITNetFeedForward(config.hidden_size, config.intermediate_size, config.hidden_act)
@@ -137,14 +148,17 @@ class ITNetLayer(GradientCheckpointingLayer):
         self,
         hidden_states: torch.Tensor,
         mask: torch.Tensor | None = None,
-        grid_shape: tuple[int, ...] = (),
-        length_scale: tuple[float, ...] = (),
+        grid_shape: tuple[int, ...] | None = None,
+        length_scale: tuple[float, ...] | None = None,
+        positions: torch.Tensor | None = None,
+        segments: list[tuple[tuple[int, ...], tuple[float, ...]]] | None = None,
         past_key_values: ITNetCache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
+        """The token layout is a grid (`grid_shape`, `length_scale`), `segments` or `positions`: see `ITNetMixer`."""
         normed = self.mixer_norm(hidden_states)
         if past_key_values is None:
-            mixed = self.mixer(normed, mask, grid_shape, length_scale)
+            mixed = self.mixer(normed, mask, grid_shape, length_scale, positions, segments=segments)
         elif past_key_values.states[self.layer_idx] is None:  # the prompt: the full forward, keeping the states
             mixed, past_key_values.states[self.layer_idx] = self.mixer(
                 normed, mask, grid_shape, length_scale, return_state=True
@@ -195,20 +209,35 @@ class ITNetPreTrainedModel(PreTrainedModel):
 class ITNetModel(ITNetPreTrainedModel):
     r"""The bare ITNet trunk: modality encoders, Integral Transform Blocks, a final layer norm.
 
+    One trunk reads every modality; the encoders turn inputs into tokens and a layout the kernels see:
+
+    - text (`input_ids` or `inputs_embeds` `[B, N]`): a 1-D grid;
+    - images (`pixel_values` `[B, C, H, W]`): the 2-D grid of patches;
+    - image + text (`input_ids` with `pixel_values` `[B, C, H, W]`, or `[B, K, C, H, W]` for `K` images as in
+      NLVR2): one sequence, the text first then each image's patches, each with its modality embedding; the grid
+      kernels run within each modality and the content kernels across them (`ITNetMixer` `segments`);
+    - point clouds (`points` `[B, N, 3]`, optional `point_features`): irregular positions. The kernels that need
+      a grid (`ITNetMixer.GRID_FAMILIES`) do not apply; a point-cloud trunk builds the content families of
+      `config.kernel_families` only (`low_rank`, `softmax`, `mlp`), the softmax bias over 3-D offsets.
+
     `pooler_output` is the mean of the final hidden states over the real (unmasked) tokens.
 
     Args:
         config: the model configuration.
-        modalities: the encoders to build, among `"text"` (`input_ids`/`inputs_embeds`) and `"image"`
-            (`pixel_values`). Task heads build only the encoders they use, so every parameter they hold is trained.
+        modalities: the encoders to build, among `"text"`, `"image"` (both: image + text inputs too) or `"points"`
+            alone. Task heads build only the encoders they use, so every parameter they hold is trained.
     """
+
+    POINT_FAMILIES = ("low_rank", "softmax", "mlp")
 
     def __init__(self, config: ITNetConfig, modalities: tuple[str, ...] = MODALITIES):
         super().__init__(config)
-        unknown = set(modalities) - set(MODALITIES)
-        if unknown or not modalities:
-            raise ValueError(f"`modalities` must be a non-empty subset of {MODALITIES}, got {modalities}.")
-        self.modalities = tuple(modalities)
+        modalities = tuple(modalities)
+        if not modalities or set(modalities) - {"text", "image", "points"} or ("points" in modalities and len(modalities) > 1):
+            raise ValueError(
+                f"`modalities` must be a non-empty subset of ('text', 'image'), or ('points',); got {modalities}."
+            )
+        self.modalities = modalities
         self.text_embeddings = (
             ITNetTextEmbeddings(config.vocab_size, config.hidden_size) if "text" in modalities else None
         )
@@ -217,37 +246,76 @@ class ITNetModel(ITNetPreTrainedModel):
             if "image" in modalities
             else None
         )
-        self.layers = nn.ModuleList([ITNetLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)])
+        # text, then one slot per image of a joint image + text sequence
+        self.modality_embeddings = (
+            nn.Embedding(1 + config.max_num_images, config.hidden_size)
+            if {"text", "image"} <= set(modalities)
+            else None
+        )
+        families, position_dims = config.kernel_families, 2
+        self.point_embeddings = None
+        if modalities == ("points",):
+            families = [family for family in config.kernel_families if family in self.POINT_FAMILIES]
+            if not families:
+                raise ValueError(
+                    f"Point clouds need a content kernel family in `kernel_families` ({list(self.POINT_FAMILIES)}); "
+                    f"got {config.kernel_families}, whose families all need a grid."
+                )
+            position_dims = 3
+            self.point_embeddings = ITNetPointEmbeddings(config.point_feature_size, config.hidden_size)
+        self.layers = nn.ModuleList(
+            [ITNetLayer(config, layer_idx, families, position_dims) for layer_idx in range(config.num_hidden_layers)]
+        )
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
         if self.text_embeddings is not None:
             return self.text_embeddings.word_embeddings
-        return self.image_embeddings.projection
+        if self.image_embeddings is not None:
+            return self.image_embeddings.projection
+        return self.point_embeddings.projection
 
     def set_input_embeddings(self, value: nn.Module):
         if self.text_embeddings is None:
             raise ValueError("This ITNetModel has no text encoder; build it with `modalities` including 'text'.")
         self.text_embeddings.word_embeddings = value
 
-    def _embed(self, input_ids, attention_mask, inputs_embeds, pixel_values):
-        """Returns `hidden_states [B, N, D]`, the quadrature mask `[B, N]` or None, the grid and its length scale."""
-        given = [name for name, x in (("input_ids", input_ids), ("inputs_embeds", inputs_embeds), ("pixel_values", pixel_values)) if x is not None]
-        if len(given) != 1:
-            raise ValueError(f"Pass exactly one of `input_ids`, `inputs_embeds` or `pixel_values`; got {given or 'none'}.")
-        if pixel_values is not None:
-            if self.image_embeddings is None:
-                raise ValueError(f"`pixel_values` given, but this model has no image encoder (modalities={self.modalities}).")
+    def _require(self, modality: str, argument: str):
+        if getattr(self, f"{modality}_embeddings") is None:
+            raise ValueError(f"`{argument}` given, but this model has no {modality} encoder (modalities={self.modalities}).")
+
+    def _embed(self, input_ids, attention_mask, inputs_embeds, pixel_values, points, point_features) -> tuple:
+        """Returns `hidden_states [B, N, D]`, the quadrature mask `[B, N]` or None, and the layout (the keyword
+        arguments of `ITNetLayer`: `grid_shape` and `length_scale`, or `segments`, or `positions`)."""
+        if input_ids is not None and inputs_embeds is not None:
+            raise ValueError("Pass either `input_ids` or `inputs_embeds`, not both.")
+        text = input_ids is not None or inputs_embeds is not None
+        if points is not None:
+            if text or pixel_values is not None:
+                raise ValueError("`points` are a modality of their own; pass no `input_ids`, `inputs_embeds` or `pixel_values` with them.")
+            return self._embed_points(points, point_features, attention_mask)
+        if point_features is not None:
+            raise ValueError("`point_features` describe `points`; pass `points` too.")
+        if not text and pixel_values is None:
+            raise ValueError("Pass `input_ids` or `inputs_embeds` (text), `pixel_values` (images), both, or `points`.")
+        if pixel_values is None:
+            hidden_states, mask, grid, scale = self._embed_text(input_ids, attention_mask, inputs_embeds)
+            return hidden_states, mask, {"grid_shape": grid, "length_scale": scale}
+        if not text:
             if attention_mask is not None:
                 raise ValueError("`attention_mask` applies to text inputs; images are never padded, pass None.")
-            grid = self.image_embeddings(pixel_values.to(self.image_embeddings.projection.weight.dtype))
-            batch, height, width, channels = grid.shape
-            scale = float(self.config.image_size // self.config.patch_size)
-            return grid.reshape(batch, height * width, channels), None, (height, width), (scale, scale)
+            if pixel_values.ndim == 5:
+                raise ValueError(
+                    "`pixel_values` of shape [batch, num_images, channels, height, width] go with text (image + text "
+                    "inputs); a batch of images alone is [batch, channels, height, width]."
+                )
+            hidden_states, grid, scale = self._embed_image(pixel_values)
+            return hidden_states, None, {"grid_shape": grid, "length_scale": scale}
+        return self._embed_image_text(input_ids, attention_mask, inputs_embeds, pixel_values)
 
-        if self.text_embeddings is None:
-            raise ValueError(f"Text input given, but this model has no text encoder (modalities={self.modalities}).")
+    def _embed_text(self, input_ids, attention_mask, inputs_embeds):
+        self._require("text", "input_ids" if input_ids is not None else "inputs_embeds")
         if input_ids is not None:
             if input_ids.ndim != 2:
                 raise ValueError(f"`input_ids` must have shape [batch, sequence_length], got {list(input_ids.shape)}.")
@@ -271,6 +339,55 @@ class ITNetModel(ITNetPreTrainedModel):
             mask = attention_mask.to(hidden_states.dtype)
         return hidden_states, mask, (length,), (float(self.config.max_position_embeddings),)
 
+    def _embed_image(self, pixel_values):
+        """`[B, C, H, W]` → `[B, h·w, D]` patch tokens, the grid `(h, w)` and its length scale."""
+        self._require("image", "pixel_values")
+        grid = self.image_embeddings(pixel_values.to(self.image_embeddings.projection.weight.dtype))
+        batch, height, width, channels = grid.shape
+        scale = float(self.config.grid_size)
+        return grid.reshape(batch, height * width, channels), (height, width), (scale, scale)
+
+    def _embed_image_text(self, input_ids, attention_mask, inputs_embeds, pixel_values):
+        """Text tokens then each image's patches, with their modality embeddings, as `segments`."""
+        if self.modality_embeddings is None:
+            raise ValueError(f"Image + text inputs need a model with both encoders (modalities={self.modalities}).")
+        text, text_mask, text_grid, text_scale = self._embed_text(input_ids, attention_mask, inputs_embeds)
+        images = pixel_values[:, None] if pixel_values.ndim == 4 else pixel_values
+        if images.ndim != 5 or images.shape[0] != text.shape[0]:
+            raise ValueError(
+                f"With text of batch size {text.shape[0]}, `pixel_values` must have shape [{text.shape[0]}, channels, "
+                f"height, width] or [{text.shape[0]}, num_images, channels, height, width], got {list(pixel_values.shape)}."
+            )
+        if images.shape[1] > self.config.max_num_images:
+            raise ValueError(
+                f"{images.shape[1]} images per input exceed `max_num_images` ({self.config.max_num_images})."
+            )
+        types = self.modality_embeddings.weight
+        tokens, segments = [text + types[0]], [(text_grid, text_scale)]
+        for index in range(images.shape[1]):
+            patches, grid, scale = self._embed_image(images[:, index])
+            tokens.append(patches + types[1 + index])
+            segments.append((grid, scale))
+        hidden_states = torch.cat(tokens, dim=1)
+        mask = None
+        if text_mask is not None:
+            image_mask = text_mask.new_ones(text.shape[0], hidden_states.shape[1] - text.shape[1])
+            mask = torch.cat([text_mask, image_mask], dim=1)
+        return hidden_states, mask, {"segments": segments}
+
+    def _embed_points(self, points, point_features, attention_mask):
+        self._require("point", "points")
+        hidden_states = self.point_embeddings(points, point_features)
+        mask = None
+        if attention_mask is not None:
+            if tuple(attention_mask.shape) != tuple(points.shape[:2]):
+                raise ValueError(
+                    f"`attention_mask` must have shape {list(points.shape[:2])} (one weight per point), "
+                    f"got {list(attention_mask.shape)}."
+                )
+            mask = attention_mask.to(hidden_states.dtype)
+        return hidden_states, mask, {"positions": points.to(hidden_states.dtype)}
+
     @merge_with_config_defaults
     @capture_outputs
     def forward(
@@ -279,6 +396,8 @@ class ITNetModel(ITNetPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
+        points: torch.Tensor | None = None,
+        point_features: torch.Tensor | None = None,
         past_key_values: ITNetCache | None = None,
         use_cache: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
@@ -287,9 +406,12 @@ class ITNetModel(ITNetPreTrainedModel):
         Args:
             input_ids (`torch.LongTensor` of shape `[B, N]`): token ids (text).
             attention_mask (`torch.Tensor` of shape `[B, N]`, or `[B, T + N]` after `T` cached tokens): 1 for real
-                tokens, 0 for padding (text only).
+                tokens, 0 for padding: text tokens (also with images, which are never padded) or points.
             inputs_embeds (`torch.Tensor` of shape `[B, N, D]`): token embeddings instead of `input_ids`.
-            pixel_values (`torch.Tensor` of shape `[B, C, H, W]`): images, `H` and `W` multiples of `patch_size`.
+            pixel_values (`torch.Tensor` of shape `[B, C, H, W]`, or `[B, K, C, H, W]` with text): images, `H` and
+                `W` multiples of `patch_size`.
+            points (`torch.Tensor` of shape `[B, N, 3]`): point-cloud coordinates (a point-cloud trunk).
+            point_features (`torch.Tensor` of shape `[B, N, config.point_feature_size]`): per-point features.
             past_key_values (`ITNetCache`): the state after the `T` tokens seen so far (causal text models only); the
                 inputs continue that sequence, one token at a time at O(1) to O(T) cost each (see `ITNetCache`). It is
                 updated in place and returned.
@@ -306,9 +428,9 @@ class ITNetModel(ITNetPreTrainedModel):
         if past_key_values is not None:
             if not self.config.is_causal:
                 raise ValueError("`past_key_values`/`use_cache` continue a sequence causally; set `is_causal=True`.")
-            if pixel_values is not None:
+            if pixel_values is not None or points is not None:
                 raise ValueError(
-                    "`past_key_values`/`use_cache` apply to text (`input_ids`/`inputs_embeds`), not images."
+                    "`past_key_values`/`use_cache` apply to text (`input_ids`/`inputs_embeds`), not images or points."
                 )
             new = next((x.shape[1] for x in (input_ids, inputs_embeds) if x is not None and x.ndim > 1), None)
             if past and attention_mask is not None and new is not None:
@@ -318,16 +440,16 @@ class ITNetModel(ITNetPreTrainedModel):
                         f"[batch, {past + new}], got {list(attention_mask.shape)}."
                     )
                 attention_mask = attention_mask[:, past:]
-        hidden_states, mask, grid_shape, length_scale = self._embed(input_ids, attention_mask, inputs_embeds, pixel_values)
+        hidden_states, mask, layout = self._embed(
+            input_ids, attention_mask, inputs_embeds, pixel_values, points, point_features
+        )
         if past and past + hidden_states.shape[1] > self.config.max_position_embeddings:
             raise ValueError(
                 f"{past} cached and {hidden_states.shape[1]} new tokens exceed `max_position_embeddings` "
                 f"({self.config.max_position_embeddings})."
             )
         for layer in self.layers:
-            hidden_states = layer(
-                hidden_states, mask, grid_shape, length_scale, past_key_values=past_key_values, **kwargs
-            )
+            hidden_states = layer(hidden_states, mask, **layout, past_key_values=past_key_values, **kwargs)
         if past_key_values is not None:
             past_key_values.seen_tokens += hidden_states.shape[1]
         hidden_states = self.norm(hidden_states)
@@ -568,12 +690,167 @@ class ITNetForImageClassification(ITNetPreTrainedModel):
         return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
+class ITNetClassifierHead(nn.Module):
+    """ViLT's answer classifier: `Linear(D, 2D) → LayerNorm → GELU → Linear(2D, num_labels)`, `[B, D] → [B, L]`."""
+
+    def __init__(self, config: ITNetConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, 2 * config.hidden_size)
+        self.norm = nn.LayerNorm(2 * config.hidden_size, eps=config.layer_norm_eps)
+        self.act = ACT2FN["gelu"]
+        self.output = nn.Linear(2 * config.hidden_size, config.num_labels)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.output(self.act(self.norm(self.dense(pooled))))
+
+
+class ITNetForVisualQuestionAnswering(ITNetPreTrainedModel):
+    r"""ITNet reading an image and a question in one sequence, with an answer classifier on the pooled states (as
+    ViLT for VQAv2). The answer vocabulary is `config.id2label`; targets are soft scores `[B, num_labels]` (VQAv2's
+    answer scores, in [0, 1]) and the loss is ViLT's: binary cross-entropy with logits, times the number of answers.
+    The loss is a mean over the batch, so `Trainer` scales it under gradient accumulation itself
+    (`accepts_loss_kwargs = False`).
+    """
+
+    input_modalities = ("image", "text")
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: ITNetConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.itnet = ITNetModel(config, modalities=("text", "image"))
+        self.classifier = ITNetClassifierHead(config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
+        r"""
+        pixel_values (`torch.Tensor` of shape `[B, C, H, W]`): the images the questions ask about.
+        labels (`torch.FloatTensor` of shape `[B, num_labels]`): soft scores of every answer in `config.id2label`.
+        """
+        if pixel_values is None or (input_ids is None and inputs_embeds is None):
+            raise ValueError("Visual question answering needs both the question (`input_ids`) and `pixel_values`.")
+        if labels is not None and (labels.ndim != 2 or labels.shape[1] != self.num_labels or not labels.is_floating_point()):
+            raise ValueError(
+                f"`labels` must be float soft scores of shape [batch, num_labels={self.num_labels}] (one per answer in "
+                f"`config.id2label`), got {labels.dtype} {list(labels.shape)}."
+            )
+        outputs = self.itnet(
+            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, pixel_values=pixel_values, **kwargs
+        )
+        logits = self.classifier(outputs.pooler_output)
+        loss = None
+        if labels is not None:
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)) * labels.shape[1]
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+class ITNetForImagesAndTextClassification(ITNetPreTrainedModel):
+    r"""ITNet reading a sentence and several images in one sequence, classifying the pair (NLVR2: is the sentence
+    true of the left and right images?). `pixel_values` `[B, K, C, H, W]`, `K ≤ config.max_num_images`, image `k`
+    marked by its own modality embedding (so "left" and "right" are told apart). Classification loss following
+    `config.problem_type`, as `ITNetForSequenceClassification`.
+    """
+
+    input_modalities = ("image", "text")
+
+    def __init__(self, config: ITNetConfig):
+        super().__init__(config)
+        self.loss_type = "ForSequenceClassification"
+        self.num_labels = config.num_labels
+        self.itnet = ITNetModel(config, modalities=("text", "image"))
+        self.classifier = ITNetClassifierHead(config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
+        r"""
+        pixel_values (`torch.Tensor` of shape `[B, K, C, H, W]`): the `K` images of each example.
+        labels (`torch.LongTensor` of shape `[B]`): class indices (or targets, following `config.problem_type`).
+        """
+        if pixel_values is None or pixel_values.ndim != 5:
+            shape = None if pixel_values is None else list(pixel_values.shape)
+            raise ValueError(f"`pixel_values` must have shape [batch, num_images, channels, height, width], got {shape}.")
+        outputs = self.itnet(
+            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, pixel_values=pixel_values, **kwargs
+        )
+        logits = self.classifier(outputs.pooler_output)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+class ITNetForPointCloudClassification(ITNetPreTrainedModel):
+    r"""ITNet on point clouds (ModelNet40-style shape classification): a linear head on the mean of the final point
+    states. The trunk uses the content kernel families of the config (see `ITNetModel`), so the output is invariant
+    to the order of the points. Classification loss following `config.problem_type`.
+    """
+
+    main_input_name = "points"
+    input_modalities = ("points",)
+
+    def __init__(self, config: ITNetConfig):
+        super().__init__(config)
+        self.loss_type = "ForSequenceClassification"
+        self.num_labels = config.num_labels
+        self.itnet = ITNetModel(config, modalities=("points",))
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        points: torch.Tensor | None = None,
+        point_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
+        r"""
+        points (`torch.Tensor` of shape `[B, N, 3]`): coordinates (normalised, e.g. to the unit ball).
+        point_features (`torch.Tensor` of shape `[B, N, config.point_feature_size]`): per-point features, if the
+            config takes any.
+        attention_mask (`torch.Tensor` of shape `[B, N]`): 1 for real points, 0 for padding (clouds of different
+            sizes in one batch).
+        labels (`torch.LongTensor` of shape `[B]`): class indices (or targets, following `config.problem_type`).
+        """
+        if points is None:
+            raise ValueError("Point-cloud classification needs `points` of shape [batch, num_points, 3].")
+        outputs = self.itnet(points=points, point_features=point_features, attention_mask=attention_mask, **kwargs)
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
 __all__ = [
     "ITNetCache",
     "ITNetForCausalLM",
     "ITNetForImageClassification",
+    "ITNetForImagesAndTextClassification",
     "ITNetForMaskedLM",
+    "ITNetForPointCloudClassification",
     "ITNetForSequenceClassification",
+    "ITNetForVisualQuestionAnswering",
     "ITNetModel",
     "ITNetModelOutput",
     "ITNetPreTrainedModel",

@@ -211,6 +211,18 @@ def test_image_model_accepts_other_image_sizes():
             assert model(pixel_values=torch.randn(1, 3, *size)).logits.shape == (1, 2)
 
 
+def test_kernels_are_the_same_function_of_the_offset_when_the_grid_changes():
+    """Position handling for other image sizes: no interpolation is needed, since the spectral kernel and the softmax
+    bias are continuous functions of the offset in units of the configured grid (`image_size // patch_size`); a
+    6x6 patch grid sees the 4x4 grid's kernel at the offsets they share, and more offsets beyond."""
+    model = build(ITNetForImageClassification, kernel_families=["spectral", "softmax"])
+    mixer = model.itnet.layers[0].mixer
+    scale = (float(model.config.grid_size),) * 2
+    for generator in (mixer.branches["spectral"].kernel, mixer.branches["softmax"].bias_kernel):
+        small, large = generator((4, 4), scale), generator((6, 6), scale)  # offsets -3..3 and -5..5 per axis
+        torch.testing.assert_close(large[2:9, 2:9], small, atol=1e-6, rtol=1e-6)
+
+
 def test_heads_hold_only_their_modality():
     assert build(ITNetForSequenceClassification).itnet.image_embeddings is None
     assert build(ITNetForImageClassification).itnet.text_embeddings is None
@@ -219,8 +231,13 @@ def test_heads_hold_only_their_modality():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"input_ids": torch.ones(1, 4, dtype=torch.long), "pixel_values": torch.randn(1, 3, 16, 16)}, "exactly one"),
-        ({}, "exactly one"),
+        ({"input_ids": torch.ones(1, 4, dtype=torch.long), "inputs_embeds": torch.randn(1, 4, 32)}, "not both"),
+        ({}, "Pass `input_ids`"),
+        ({"input_ids": torch.ones(1, 4, dtype=torch.long), "pixel_values": torch.randn(2, 3, 16, 16)}, "pixel_values"),
+        ({"input_ids": torch.ones(1, 4, dtype=torch.long), "pixel_values": torch.randn(1, 3, 3, 16, 16)}, "max_num_images"),
+        ({"pixel_values": torch.randn(1, 2, 3, 16, 16)}, "go with text"),
+        ({"input_ids": torch.ones(1, 4, dtype=torch.long), "points": torch.randn(1, 5, 3)}, "modality of their own"),
+        ({"points": torch.randn(1, 5, 3)}, "no point encoder"),
         ({"input_ids": torch.ones(1, 200, dtype=torch.long)}, "max_position_embeddings"),
         ({"input_ids": torch.ones(4, dtype=torch.long)}, "input_ids"),
         ({"input_ids": torch.ones(2, 4, dtype=torch.long), "attention_mask": torch.ones(2, 5)}, "attention_mask"),
@@ -301,6 +318,8 @@ FIELD_CHANGES = {
     "mlp_kernel_tile_size": 3,
     "kernel_spectral_norm": True,
     "tie_word_embeddings": False,
+    "max_num_images": 3,
+    "point_feature_size": 3,
 }
 # Fields that act only when their family (or head) is in use: the configuration both fingerprints are taken in.
 FIELD_CONTEXT = {
@@ -322,6 +341,10 @@ def _fingerprint(config: ITNetConfig):
     text = model(input_ids=torch.arange(1, 21).view(2, 10) % 50).last_hidden_state
     pixels = torch.randn(1, config.num_channels, 16, 16, generator=torch.Generator().manual_seed(2))
     image = model(pixel_values=pixels).last_hidden_state
+    if set(config.kernel_families) & set(ITNetModel.POINT_FAMILIES):  # the point-cloud trunk's parameters too
+        torch.manual_seed(0)
+        points = ITNetModel(config, modalities=("points",))
+        shapes.update({f"points.{name}": tuple(p.shape) for name, p in points.named_parameters()})
     if config.is_causal:  # the language-modelling head's parameters too (an untied head has its own matrix)
         torch.manual_seed(0)
         shapes.update({f"lm.{name}": tuple(p.shape) for name, p in ITNetForCausalLM(config).named_parameters()})

@@ -29,8 +29,11 @@ from modeling_itnet import (
     ITNetConfig,
     ITNetForCausalLM,
     ITNetForImageClassification,
+    ITNetForImagesAndTextClassification,
     ITNetForMaskedLM,
+    ITNetForPointCloudClassification,
     ITNetForSequenceClassification,
+    ITNetForVisualQuestionAnswering,
     ITNetModel,
 )
 
@@ -60,6 +63,7 @@ AUTO_MAPPING_NAMES = {
     "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES": "ITNetForCausalLM",
     "MODEL_FOR_MASKED_LM_MAPPING_NAMES": "ITNetForMaskedLM",
     "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES": "ITNetForImageClassification",
+    "MODEL_FOR_VISUAL_QUESTION_ANSWERING_MAPPING_NAMES": "ITNetForVisualQuestionAnswering",
 }
 
 
@@ -92,7 +96,8 @@ TINY_CONFIG = {
 
 
 class ITNetModelTester:
-    """Builds the tiny config and the inputs of one modality (`"text"` or `"image"`)."""
+    """Builds the tiny config and the inputs of one modality: `"text"`, `"image"`, `"vqa"` (an image and a question),
+    `"nlvr2"` (two images and a sentence) or `"points"` (a padded batch of point clouds)."""
 
     def __init__(self, parent, modality, batch_size=13, seq_length=7, is_training=True, num_labels=3, **config):
         self.parent = parent
@@ -104,20 +109,34 @@ class ITNetModelTester:
         self.config_kwargs = {**TINY_CONFIG, **config}
         for name, value in self.config_kwargs.items():
             setattr(self, name, value)
-        # tokens the trunk sees: text tokens, or patches of the image
-        self.seq_length = seq_length if modality == "text" else (self.image_size // self.patch_size) ** 2
+        # tokens the trunk sees: text tokens, patches of the image(s), or points
+        patches = (self.image_size // self.patch_size) ** 2
+        self.text_length = seq_length
+        self.num_points = 20
+        self.seq_length = {
+            "text": seq_length,
+            "image": patches,
+            "vqa": seq_length + patches,
+            "nlvr2": seq_length + 2 * patches,
+            "points": self.num_points,
+        }[modality]
 
     def get_config(self):
         return ITNetConfig(**self.config_kwargs, num_labels=self.num_labels)
 
     def prepare_config_and_inputs(self):
-        if self.modality == "text":
-            input_ids = common.ids_tensor([self.batch_size, self.seq_length], self.vocab_size)
-            attention_mask = common.random_attention_mask([self.batch_size, self.seq_length])
-            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        else:
-            shape = [self.batch_size, self.num_channels, self.image_size, self.image_size]
-            inputs = {"pixel_values": common.floats_tensor(shape)}
+        image = [self.num_channels, self.image_size, self.image_size]
+        inputs = {}
+        if self.modality in ("text", "vqa", "nlvr2"):
+            inputs["input_ids"] = common.ids_tensor([self.batch_size, self.text_length], self.vocab_size)
+            inputs["attention_mask"] = common.random_attention_mask([self.batch_size, self.text_length])
+        if self.modality in ("image", "vqa"):
+            inputs["pixel_values"] = common.floats_tensor([self.batch_size, *image])
+        if self.modality == "nlvr2":
+            inputs["pixel_values"] = common.floats_tensor([self.batch_size, 2, *image])
+        if self.modality == "points":
+            inputs["points"] = common.floats_tensor([self.batch_size, self.num_points, 3]) * 2 - 1
+            inputs["attention_mask"] = common.random_attention_mask([self.batch_size, self.num_points])
         labels = common.ids_tensor([self.batch_size], self.num_labels)
         return self.get_config(), inputs, labels
 
@@ -126,7 +145,7 @@ class ITNetModelTester:
         return config, inputs
 
     def create_and_check_model(self, config, inputs):
-        model = ITNetModel(config).eval()
+        model = ITNetModel(config, modalities=("points",) if self.modality == "points" else ("text", "image")).eval()
         with torch.no_grad():
             result = model(**inputs)
         self.parent.assertEqual(result.last_hidden_state.shape, (self.batch_size, self.seq_length, self.hidden_size))
@@ -134,6 +153,8 @@ class ITNetModelTester:
 
     def create_and_check_for_classification(self, model_class, config, inputs, labels):
         model = model_class(config).eval()
+        if model_class is ITNetForVisualQuestionAnswering:
+            labels = torch.rand(self.batch_size, self.num_labels)  # soft answer scores
         with torch.no_grad():
             result = model(**inputs, labels=labels)
         self.parent.assertEqual(result.logits.shape, (self.batch_size, self.num_labels))
@@ -175,17 +196,19 @@ class ITNetClassificationTestsMixin(ITNetCommonTestsMixin):
 
     def test_for_classification(self):
         config, inputs, labels = self.model_tester.prepare_config_and_inputs()
-        self.model_tester.create_and_check_for_classification(self.all_model_classes[1], config, inputs, labels)
+        self.model_tester.create_and_check_for_classification(self.classification_class, config, inputs, labels)
 
 
 class ITNetTextModelTest(ITNetClassificationTestsMixin, ModelTesterMixin, unittest.TestCase):
     modality = "text"
+    classification_class = ITNetForSequenceClassification
     all_model_classes = (ITNetModel, ITNetForSequenceClassification, ITNetForMaskedLM)
     config_tester_kwargs = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77}
 
 
 class ITNetImageModelTest(ITNetClassificationTestsMixin, ModelTesterMixin, unittest.TestCase):
     modality = "image"
+    classification_class = ITNetForImageClassification
     all_model_classes = (ITNetModel, ITNetForImageClassification)
     config_tester_kwargs = {
         "has_text_modality": False,
@@ -233,3 +256,58 @@ class ITNetCausalLMModelTest(ITNetCommonTestsMixin, ModelTesterMixin, Generation
     def test_for_causal_lm(self):
         config, inputs, _ = self.model_tester.prepare_config_and_inputs()
         self.model_tester.create_and_check_for_causal_lm(config, inputs)
+
+
+class ITNetMultimodalTestsMixin(ITNetClassificationTestsMixin):
+    """Image + text and point-cloud heads: labels for the heads no Auto mapping describes, as transformers' ViLT
+    test adds them (VQA: soft scores `[B, num_labels]`; NLVR2 and point clouds: class indices `[B]`)."""
+
+    def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
+        inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
+        if return_labels and model_class is ITNetForVisualQuestionAnswering:
+            inputs_dict["labels"] = torch.zeros(self.model_tester.batch_size, self.model_tester.num_labels)
+        elif return_labels and model_class in (ITNetForImagesAndTextClassification, ITNetForPointCloudClassification):
+            inputs_dict["labels"] = torch.zeros(self.model_tester.batch_size, dtype=torch.long)
+        return inputs_dict
+
+
+class ITNetVisualQuestionAnsweringModelTest(ITNetMultimodalTestsMixin, ModelTesterMixin, unittest.TestCase):
+    modality = "vqa"
+    classification_class = ITNetForVisualQuestionAnswering
+    all_model_classes = (ITNetModel, ITNetForVisualQuestionAnswering)
+    tester_kwargs = {"kernel_families": ["spectral", "local", "low_rank", "softmax"]}
+    config_tester_kwargs = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77}
+
+
+class ITNetImagesAndTextModelTest(ITNetMultimodalTestsMixin, ModelTesterMixin, unittest.TestCase):
+    modality = "nlvr2"
+    classification_class = ITNetForImagesAndTextClassification
+    all_model_classes = (ITNetModel, ITNetForImagesAndTextClassification)
+    tester_kwargs = {"kernel_families": ["spectral", "low_rank", "mlp"]}
+    config_tester_kwargs = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77}
+
+
+class ITNetPointCloudModelTest(ITNetMultimodalTestsMixin, ModelTesterMixin, unittest.TestCase):
+    modality = "points"
+    classification_class = ITNetForPointCloudClassification
+    all_model_classes = (ITNetForPointCloudClassification,)
+    tester_kwargs = {"kernel_families": ["spectral", "low_rank", "softmax", "mlp"]}
+    config_tester_kwargs = {"has_text_modality": False, "hidden_size": 40, "num_attention_heads": 5}
+    test_resize_embeddings = False  # the input embedding is a linear map of coordinates, not a vocabulary
+
+    def test_model_get_set_embeddings(self):
+        # As the image tester: the input embedding is the point projection (a `Linear`), no `nn.Embedding` to swap.
+        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
+        model = ITNetForPointCloudClassification(config)
+        self.assertIsInstance(model.get_input_embeddings(), nn.Linear)
+        with self.assertRaises(ValueError):
+            model.set_input_embeddings(nn.Embedding(10, 10))
+        self.assertIsNone(model.get_output_embeddings())
+
+    @unittest.skip(reason="`inputs_embeds` replaces `input_ids`; point clouds have none (the text tester runs it)")
+    def test_inputs_embeds(self):
+        pass
+
+    @unittest.skip(reason="`inputs_embeds` replaces `input_ids`; point clouds have none (the text tester runs it)")
+    def test_inputs_embeds_matches_input_ids(self):
+        pass

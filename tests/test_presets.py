@@ -9,8 +9,13 @@ from transformers import AutoConfig
 import modeling_itnet
 from modeling_itnet import (
     ITNetConfig,
+    ITNetForCausalLM,
     ITNetForImageClassification,
+    ITNetForImagesAndTextClassification,
+    ITNetForMaskedLM,
+    ITNetForPointCloudClassification,
     ITNetForSequenceClassification,
+    ITNetForVisualQuestionAnswering,
     ITNetModel,
     list_presets,
     preset_config,
@@ -35,12 +40,24 @@ def test_preset_contract(name):
     assert keys <= set(ITNetConfig.__dataclass_fields__), f"{name}: unknown keys {keys - set(ITNetConfig.__dataclass_fields__)}"
     config = preset_config(name, num_labels=3)
     assert AutoConfig.from_pretrained(path).to_dict()["hidden_size"] == config.hidden_size
-    for model_class, inputs in (
-        (ITNetModel, {"input_ids": torch.randint(0, config.vocab_size, (1, 16))}),
-        (ITNetForSequenceClassification, {"input_ids": torch.randint(0, config.vocab_size, (1, 16))}),
-        (ITNetForImageClassification, {"pixel_values": torch.randn(1, config.num_channels, config.image_size, config.image_size)}),
-    ):
-        model = model_class(config).eval()
+    text = {"input_ids": torch.randint(0, config.vocab_size, (1, 16))}
+    image = torch.randn(1, config.num_channels, config.image_size, config.image_size)
+    heads = (
+        (ITNetModel, config, text),
+        (ITNetForSequenceClassification, config, text),
+        (ITNetForMaskedLM, preset_config(name, is_causal=False), text),
+        (ITNetForCausalLM, preset_config(name, is_causal=True), text),
+        (ITNetForImageClassification, config, {"pixel_values": image}),
+        (ITNetForVisualQuestionAnswering, config, {**text, "pixel_values": image}),
+        (ITNetForImagesAndTextClassification, config, {**text, "pixel_values": torch.stack([image, image], dim=1)}),
+        (ITNetForPointCloudClassification, config, {"points": torch.randn(1, 64, 3)}),
+    )
+    for model_class, head_config, inputs in heads:
+        if model_class is ITNetForPointCloudClassification and not set(config.kernel_families) & set(ITNetModel.POINT_FAMILIES):
+            with pytest.raises(ValueError, match="kernel_families"):  # conv-only, recurrent-only: grid kernels only
+                model_class(head_config)
+            continue
+        model = model_class(head_config).eval()
         with torch.no_grad():
             out = model(**inputs)
         assert all(torch.isfinite(t).all() for t in out.values() if isinstance(t, torch.Tensor)), (name, model_class)
