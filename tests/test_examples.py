@@ -44,3 +44,20 @@ def test_run_point_cloud(tmp_path):
 
     model = ITNetForPointCloudClassification.from_pretrained(tmp_path)
     assert model.config.id2label[0] == "box" and list(model.itnet.layers[0].mixer.branches) == ["low_rank"]
+
+
+def test_run_nlvr2(tmp_path):
+    results = run_example(
+        "run_nlvr2.py", tmp_path, "--do_train", "--do_eval", "--max_steps", "5", "--per_device_train_batch_size", "8",
+        "--max_train_samples", "64", "--max_eval_samples", "32",
+    )
+    assert {"train_loss", "eval_loss", "eval_accuracy"} <= set(results)
+    from modeling_itnet import ITNetForImagesAndTextClassification, ITNetProcessor
+
+    model = ITNetForImagesAndTextClassification.from_pretrained(tmp_path)
+    processor = ITNetProcessor.from_pretrained(tmp_path)
+    from offline_data import load_offline
+
+    row = load_offline("nlvr2_easy")["validation"][0]
+    inputs = processor(images=[(row["left_image"], row["right_image"])], text=[row["sentence"]])
+    assert model(**inputs).logits.shape == (1, 2)
