@@ -116,6 +116,17 @@ class ITNetConfig(PreTrainedConfig):
         # Raise the plain ValueError here; `@strict` re-runs the validator and would wrap it.
         self.validate_architecture()
 
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        """`PreTrainedConfig.from_dict`; an invalid configuration (as read from a `config.json`) raises the
+        `ValueError` of `validate_architecture`, naming the field and, when known, the checkpoint it came from."""
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        except ValueError as error:
+            source = kwargs.get("name_or_path") or config_dict.get("_name_or_path") or config_dict.get("name_or_path")
+            where = f"{source}/config.json" if source else "config.json (or config dict)"
+            raise ValueError(f"Invalid ITNet configuration in {where}: {error}") from error
+
     def validate_architecture(self):
         """Raise a `ValueError` naming the field when the configuration cannot describe a model."""
         positive = (

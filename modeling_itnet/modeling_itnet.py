@@ -10,6 +10,7 @@ quadrature weight 0, no sum sees them, and the real tokens' outputs equal those 
 """
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -49,6 +50,135 @@ from .layers_itnet import (
 MODALITIES = ("text", "image")
 
 logger = logging.get_logger(__name__)
+
+
+def check_attention_mask(attention_mask: torch.Tensor):
+    """Raise unless `attention_mask` is a bool, integer or float tensor of 0s and 1s: the model uses it as the
+    quadrature weights `w_j`, so any other value would silently re-weight tokens."""
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(f"`attention_mask` must be a torch.Tensor of 0s and 1s, got {type(attention_mask).__name__}.")
+    if attention_mask.is_complex():
+        raise TypeError(f"`attention_mask` must hold 0s and 1s (bool, integer or float), got {attention_mask.dtype}.")
+    if attention_mask.dtype != torch.bool and attention_mask.numel():
+        if not ((attention_mask == 0) | (attention_mask == 1)).all():
+            bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)].flatten()[0].item()
+            raise ValueError(
+                f"`attention_mask` must hold only 0 (padding) and 1 (real token), got the value {bad}: it is used as "
+                "the quadrature weights of the integral transform, so other values would re-weight tokens."
+            )
+
+
+def check_some_real_token(mask: torch.Tensor, argument: str = "attention_mask"):
+    """Raise when a row of `mask` `[B, N]` has no real (non-zero) entry: its outputs would be undefined."""
+    empty = ~(mask != 0).any(dim=-1)
+    if empty.any():
+        rows = empty.nonzero().flatten().tolist()
+        raise ValueError(f"`{argument}` rows {rows} are all padding (no real token); every row needs at least one 1.")
+
+
+def check_classification_labels(labels, config, batch_size: int | None):
+    """Validate `labels` for `ForSequenceClassificationLoss` before any compute, following `config.problem_type` (or
+    the type that loss would infer when it is None). Raises a `TypeError`/`ValueError` naming `labels`."""
+    if labels is None:
+        return
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}.")
+    num_labels = config.num_labels
+    problem_type = config.problem_type
+    if problem_type is None:
+        if num_labels == 1:
+            problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            problem_type = "single_label_classification"
+        else:
+            problem_type = "multi_label_classification"
+    shape = list(labels.shape)
+    if batch_size is not None and (labels.ndim == 0 or labels.shape[0] != batch_size):
+        raise ValueError(f"`labels` must have batch size {batch_size} (one row per input), got shape {shape}.")
+    if problem_type == "single_label_classification":
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise TypeError(
+                f"`labels` for single-label classification must be integer class indices, got {labels.dtype}."
+            )
+        if labels.ndim != 1:
+            raise ValueError(f"`labels` for single-label classification must have shape [batch], got {shape}.")
+        bad = ((labels < 0) | (labels >= num_labels)) & (labels != -100)
+        if bad.any():
+            raise ValueError(
+                f"`labels` must be class indices in [0, num_labels={num_labels}) or -100 (ignored), got "
+                f"{labels[bad].flatten()[0].item()}."
+            )
+    elif problem_type == "multi_label_classification":
+        if labels.ndim != 2 or labels.shape[1] != num_labels:
+            raise ValueError(
+                f"`labels` for multi-label classification must have shape [batch, num_labels={num_labels}], got {shape}."
+            )
+    elif problem_type == "regression":
+        if not labels.is_floating_point():
+            raise TypeError(f"`labels` for regression must be a float tensor of targets, got {labels.dtype}.")
+        if num_labels == 1:
+            ok = labels.ndim == 1 or (labels.ndim == 2 and shape[1] == 1)
+        else:
+            ok = labels.ndim == 2 and shape[1] == num_labels
+        if not ok:
+            expected = "[batch] or [batch, 1]" if num_labels == 1 else f"[batch, num_labels={num_labels}]"
+            raise ValueError(f"`labels` for regression must have shape {expected}, got {shape}.")
+
+
+def check_token_labels(labels, input_ids, inputs_embeds, vocab_size: int):
+    """`labels` of a language-modelling head: integer token ids of the inputs' shape `[B, N]`, in `[0, vocab_size)`
+    or -100 (ignored)."""
+    if labels is None:
+        return
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        got = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise TypeError(f"`labels` must be an integer tensor of token ids, got {got}.")
+    reference = input_ids if input_ids is not None else inputs_embeds
+    if reference is not None and tuple(labels.shape) != tuple(reference.shape[:2]):
+        raise ValueError(f"`labels` must have the inputs' shape {list(reference.shape[:2])}, got {list(labels.shape)}.")
+    bad = ((labels < 0) | (labels >= vocab_size)) & (labels != -100)
+    if bad.any():
+        raise ValueError(
+            f"`labels` must be token ids in [0, vocab_size={vocab_size}) or -100 (ignored), got "
+            f"{labels[bad].flatten()[0].item()}."
+        )
+
+
+def _safetensors_files(path) -> list[str]:
+    """The `*.safetensors` files of a local checkpoint folder (empty for a Hub id or a missing folder)."""
+    path = str(path)
+    if not os.path.isdir(path):
+        return []
+    return [os.path.join(path, name) for name in sorted(os.listdir(path)) if name.endswith(".safetensors")]
+
+
+def _describe_mismatch(model_class, path, config=None, limit: int = 5) -> str:
+    """The first tensors of a local checkpoint whose shapes differ from those of `model_class(config)`."""
+    try:
+        from safetensors import safe_open
+
+        if not isinstance(config, ITNetConfig):
+            config = ITNetConfig.from_pretrained(path)
+        with torch.device("meta"):
+            expected = {name: list(t.shape) for name, t in model_class(config).state_dict().items()}
+        lines = []
+        for file in _safetensors_files(path):
+            with safe_open(file, framework="pt") as handle:
+                for name in handle.keys():
+                    shape = list(handle.get_slice(name).get_shape())
+                    key = next((k for k in (name, f"itnet.{name}", name.removeprefix("itnet.")) if k in expected), None)
+                    if key is not None and expected[key] != shape:
+                        lines.append(f"{os.path.basename(file)}: {name!r} has shape {shape}, the config expects {expected[key]}")
+        if lines:
+            more = f" (and {len(lines) - limit} more)" if len(lines) > limit else ""
+            return "; ".join(lines[:limit]) + more + "."
+    except Exception:  # the description is best effort; the original error is chained
+        pass
+    return "tensor shapes in the weights file differ from those the config describes."
+
+
+def _batch_size(*inputs) -> int | None:
+    return next((x.shape[0] for x in inputs if isinstance(x, torch.Tensor) and x.ndim > 0), None)
 
 
 class ITNetCache:
@@ -179,6 +309,51 @@ class ITNetPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["ITNetLayer"]
     _can_record_outputs = {"hidden_states": ITNetLayer}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with clear errors for damaged checkpoints (nothing is returned then):
+
+        - an unreadable (truncated, corrupted) `*.safetensors` file: `OSError` naming the file;
+        - tensors whose shapes do not match the config (without `ignore_mismatched_sizes=True`): `RuntimeError`
+          naming the file, the first tensors, both shapes and the config fields;
+        - weights holding NaN or infinite values after loading: `ValueError` naming the tensors.
+
+        An invalid `config.json` (unknown kernel family, impossible sizes) raises `ValueError` from `ITNetConfig`,
+        naming the field and the file.
+        """
+        from safetensors import SafetensorError
+
+        try:
+            model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except SafetensorError as error:
+            files = _safetensors_files(pretrained_model_name_or_path) or ["model.safetensors"]
+            raise OSError(
+                f"Cannot read the weights of {str(pretrained_model_name_or_path)!r}: {', '.join(files)} is truncated "
+                f"or corrupted ({error}). Re-download or re-save the checkpoint."
+            ) from error
+        except RuntimeError as error:
+            if "ignore_mismatched_sizes" not in str(error):
+                raise
+            raise RuntimeError(
+                f"The checkpoint {str(pretrained_model_name_or_path)!r} does not match its config: "
+                f"{_describe_mismatch(cls, pretrained_model_name_or_path, kwargs.get('config'))} Fix `config.json` "
+                "(`hidden_size`, `intermediate_size`, `vocab_size`, `num_labels`, ...) to the checkpoint's, or pass "
+                "`ignore_mismatched_sizes=True` to re-initialise the mismatched tensors."
+            ) from error
+        loaded = model[0] if isinstance(model, tuple) else model
+        bad = [
+            name
+            for name, parameter in loaded.named_parameters()
+            if parameter.device.type != "meta" and not torch.isfinite(parameter).all()
+        ]
+        if bad:
+            raise ValueError(
+                f"The weights loaded from {str(pretrained_model_name_or_path)!r} hold NaN or infinite values in "
+                f"{len(bad)} tensors ({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}): the checkpoint is "
+                "corrupted or was saved after training diverged."
+            )
+        return model
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -317,15 +492,32 @@ class ITNetModel(ITNetPreTrainedModel):
     def _embed_text(self, input_ids, attention_mask, inputs_embeds):
         self._require("text", "input_ids" if input_ids is not None else "inputs_embeds")
         if input_ids is not None:
+            if not isinstance(input_ids, torch.Tensor):
+                raise TypeError(f"`input_ids` must be a torch.Tensor of token ids, got {type(input_ids).__name__}.")
+            if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+                raise TypeError(f"`input_ids` must be an integer tensor of token ids (torch.long), got {input_ids.dtype}.")
             if input_ids.ndim != 2:
                 raise ValueError(f"`input_ids` must have shape [batch, sequence_length], got {list(input_ids.shape)}.")
+            if input_ids.shape[1] == 0:
+                raise ValueError("`input_ids` holds empty sequences (sequence_length = 0); pass at least one token.")
+            vocab = self.text_embeddings.word_embeddings.num_embeddings
+            if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab):
+                low, high = input_ids.min().item(), input_ids.max().item()
+                raise ValueError(
+                    f"`input_ids` must be token ids in [0, vocab_size={vocab}), got values in [{low}, {high}]."
+                )
             hidden_states = self.text_embeddings(input_ids)
         else:
+            if not isinstance(inputs_embeds, torch.Tensor) or not inputs_embeds.is_floating_point():
+                got = inputs_embeds.dtype if isinstance(inputs_embeds, torch.Tensor) else type(inputs_embeds).__name__
+                raise TypeError(f"`inputs_embeds` must be a float tensor, got {got}.")
             if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.config.hidden_size:
                 raise ValueError(
                     f"`inputs_embeds` must have shape [batch, sequence_length, {self.config.hidden_size}], "
                     f"got {list(inputs_embeds.shape)}."
                 )
+            if inputs_embeds.shape[1] == 0:
+                raise ValueError("`inputs_embeds` holds empty sequences (sequence_length = 0); pass at least one token.")
             hidden_states = inputs_embeds
         batch, length = hidden_states.shape[:2]
         if length > self.config.max_position_embeddings:
@@ -336,12 +528,20 @@ class ITNetModel(ITNetPreTrainedModel):
         if attention_mask is not None:
             if tuple(attention_mask.shape) != (batch, length):
                 raise ValueError(f"`attention_mask` must have shape {[batch, length]}, got {list(attention_mask.shape)}.")
+            check_attention_mask(attention_mask)
             mask = attention_mask.to(hidden_states.dtype)
         return hidden_states, mask, (length,), (float(self.config.max_position_embeddings),)
 
     def _embed_image(self, pixel_values):
         """`[B, C, H, W]` → `[B, h·w, D]` patch tokens, the grid `(h, w)` and its length scale."""
         self._require("image", "pixel_values")
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(f"`pixel_values` must be a torch.Tensor, got {type(pixel_values).__name__}.")
+        if pixel_values.ndim == 4 and min(pixel_values.shape[-2:]) < self.config.patch_size:
+            raise ValueError(
+                f"`pixel_values` images of {pixel_values.shape[-2]}x{pixel_values.shape[-1]} are smaller than one "
+                f"patch (patch_size={self.config.patch_size}); height and width must be positive multiples of it."
+            )
         grid = self.image_embeddings(pixel_values.to(self.image_embeddings.projection.weight.dtype))
         batch, height, width, channels = grid.shape
         scale = float(self.config.grid_size)
@@ -385,6 +585,7 @@ class ITNetModel(ITNetPreTrainedModel):
                     f"`attention_mask` must have shape {list(points.shape[:2])} (one weight per point), "
                     f"got {list(attention_mask.shape)}."
                 )
+            check_attention_mask(attention_mask)
             mask = attention_mask.to(hidden_states.dtype)
         return hidden_states, mask, {"positions": points.to(hidden_states.dtype)}
 
@@ -439,10 +640,14 @@ class ITNetModel(ITNetPreTrainedModel):
                         f"After {past} cached tokens, `attention_mask` must cover them and the {new} new ones: shape "
                         f"[batch, {past + new}], got {list(attention_mask.shape)}."
                     )
+                check_attention_mask(attention_mask)  # the whole mask, before keeping the new tokens' part
                 attention_mask = attention_mask[:, past:]
         hidden_states, mask, layout = self._embed(
             input_ids, attention_mask, inputs_embeds, pixel_values, points, point_features
         )
+        if mask is not None and past_key_values is None:
+            # Not with a cache: a left-padded prompt filled chunk by chunk may hold only padding so far.
+            check_some_real_token(mask)
         if past and past + hidden_states.shape[1] > self.config.max_position_embeddings:
             raise ValueError(
                 f"{past} cached and {hidden_states.shape[1]} new tokens exceed `max_position_embeddings` "
@@ -488,6 +693,7 @@ class ITNetForSequenceClassification(ITNetPreTrainedModel):
         labels (`torch.Tensor` of shape `[B]` or `[B, num_labels]`): class indices, regression targets or
             multi-hot labels, following `config.problem_type`.
         """
+        check_classification_labels(labels, self.config, _batch_size(input_ids, inputs_embeds))
         outputs = self.itnet(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None
@@ -533,6 +739,18 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
         """False: `generate` must not build a `DynamicCache` (key/value layers); the model creates its own
         `ITNetCache` on the first forward with `use_cache=True`."""
         return False
+
+    def _validate_generated_length(self, generation_config, input_ids_length, has_default_max_length):
+        """`GenerationMixin`'s checks, then refuse up front (not after some tokens) a `max_length` past
+        `config.max_position_embeddings`, the longest sequence the model accepts."""
+        super()._validate_generated_length(generation_config, input_ids_length, has_default_max_length)
+        limit = self.config.max_position_embeddings
+        if generation_config.max_length is not None and generation_config.max_length > limit:
+            raise ValueError(
+                f"Generation would reach {generation_config.max_length} tokens (prompt of {input_ids_length} plus new "
+                f"tokens), past `max_position_embeddings` ({limit}), the longest sequence this model accepts. Lower "
+                "`max_new_tokens`/`max_length` or shorten the prompt."
+            )
 
     def prepare_inputs_for_generation(
         self,
@@ -584,6 +802,7 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
 
         Returns `logits` `[B, N or logits_to_keep, vocab_size]` and, with a cache, `past_key_values` (`ITNetCache`).
         """
+        check_token_labels(labels, input_ids, inputs_embeds, self.config.vocab_size)
         outputs = self.itnet(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -637,6 +856,7 @@ class ITNetForMaskedLM(ITNetPreTrainedModel):
         r"""
         labels (`torch.LongTensor` of shape `[B, N]`): the original tokens at masked positions, -100 elsewhere.
         """
+        check_token_labels(labels, input_ids, inputs_embeds, self.config.vocab_size)
         outputs = self.itnet(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
         logits = self.lm_head(outputs.last_hidden_state)
         loss = None
@@ -682,6 +902,7 @@ class ITNetForImageClassification(ITNetPreTrainedModel):
         r"""
         labels (`torch.LongTensor` of shape `[B]`): class indices (or targets, following `config.problem_type`).
         """
+        check_classification_labels(labels, self.config, _batch_size(pixel_values))
         outputs = self.itnet(pixel_values=pixel_values, **kwargs)
         logits = self.classifier(outputs.pooler_output)
         loss = None
@@ -787,6 +1008,7 @@ class ITNetForImagesAndTextClassification(ITNetPreTrainedModel):
         if pixel_values is None or pixel_values.ndim != 5:
             shape = None if pixel_values is None else list(pixel_values.shape)
             raise ValueError(f"`pixel_values` must have shape [batch, num_images, channels, height, width], got {shape}.")
+        check_classification_labels(labels, self.config, _batch_size(input_ids, inputs_embeds, pixel_values))
         outputs = self.itnet(
             input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, pixel_values=pixel_values, **kwargs
         )
@@ -834,6 +1056,7 @@ class ITNetForPointCloudClassification(ITNetPreTrainedModel):
         """
         if points is None:
             raise ValueError("Point-cloud classification needs `points` of shape [batch, num_points, 3].")
+        check_classification_labels(labels, self.config, _batch_size(points))
         outputs = self.itnet(points=points, point_features=point_features, attention_mask=attention_mask, **kwargs)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None
