@@ -61,3 +61,47 @@ def test_run_nlvr2(tmp_path):
     row = load_offline("nlvr2_easy")["validation"][0]
     inputs = processor(images=[(row["left_image"], row["right_image"])], text=[row["sentence"]])
     assert model(**inputs).logits.shape == (1, 2)
+
+
+def test_run_clm(tmp_path):
+    results = run_example(
+        "run_clm.py", tmp_path, "--do_train", "--do_eval", "--max_steps", "5", "--per_device_train_batch_size", "4",
+        "--block_size", "64", "--max_train_samples", "64", "--max_eval_samples", "16",
+    )
+    assert {"train_loss", "eval_loss", "perplexity"} <= set(results)
+    assert abs(results["perplexity"] - __import__("math").exp(results["eval_loss"])) < 1e-6 * results["perplexity"]
+    generator = pipeline("text-generation", model=str(tmp_path))
+    out = generator("To be, or not", max_new_tokens=4, do_sample=False, add_special_tokens=False)
+    assert out[0]["generated_text"].startswith("To be, or not")
+
+
+def test_run_glue(tmp_path):
+    results = run_example(
+        "run_glue.py", tmp_path, "--task_name", "sst2", "--dataset_name", "offline:rotten_tomatoes", "--do_train",
+        "--do_eval", "--max_steps", "5", "--per_device_train_batch_size", "8", "--max_train_samples", "64",
+        "--max_eval_samples", "32",
+    )
+    assert {"train_loss", "eval_loss", "eval_accuracy"} <= set(results)
+    assert 0.0 <= results["eval_accuracy"] <= 1.0
+    classifier = pipeline("text-classification", model=str(tmp_path), device="cpu")
+    id2label = classifier.model.config.id2label
+    assert set(id2label.values()) == {"negative", "positive"}
+    assert classifier("a warm, funny and beautifully acted film")[0]["label"] in id2label.values()
+
+
+def test_run_image_classification(tmp_path):
+    from offline_data import FASHION_MNIST_DIR, load_offline
+
+    # fashion_mnist needs the Debian package `dataset-fashion-mnist`; else the mnist-5k digits (the script's default)
+    name = "fashion_mnist" if FASHION_MNIST_DIR.exists() else "mnist"
+    results = run_example(
+        "run_image_classification.py", tmp_path, "--dataset_name", f"offline:{name}", "--do_train", "--do_eval",
+        "--max_steps", "5", "--per_device_train_batch_size", "8", "--max_train_samples", "64",
+        "--max_eval_samples", "32",
+    )
+    assert {"train_loss", "eval_loss", "eval_accuracy"} <= set(results)
+    classifier = pipeline("image-classification", model=str(tmp_path), device="cpu")
+    names = load_offline(name)["test"].features["label"].names
+    assert [classifier.model.config.id2label[i] for i in range(len(names))] == names
+    image = load_offline(name)["test"][0]["image"]
+    assert classifier(image, top_k=1)[0]["label"] in names
