@@ -5,7 +5,8 @@ every weight for NaN/Inf after each step.
     python benchmarks/stability.py                     # every preset, 1,000 steps (long on CPU)
     python benchmarks/stability.py --steps 20 --presets itnet-tiny itnet-conv-only
 
-Writes `benchmarks/results/stability.log` and `benchmarks/results/stability.csv` (one row per preset). Exits with
+Writes `benchmarks/results/<name>.log` and `benchmarks/results/<name>.csv` (one row per preset; `--name`, default
+`stability`). Exits with
 status 1 when any preset produced a non-finite value. `run_preset` is also the short CI version
 (`tests/test_reliability.py`).
 """
@@ -101,6 +102,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="*", default=list_presets())
     parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--name", default="stability", help="file name of the log and CSV under benchmarks/results")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=DEFAULT_LEARNING_RATE)
@@ -128,8 +130,8 @@ def main():
         )
         lines.append(line)
         print(line, flush=True)
-        (RESULTS / "stability.log").write_text("\n".join(lines) + "\n")  # after every preset: partial runs count
-    with open(RESULTS / "stability.csv", "w", newline="") as handle:
+        (RESULTS / f"{args.name}.log").write_text("\n".join(lines) + "\n")  # after every preset: partial runs count
+    with open(RESULTS / f"{args.name}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
