@@ -293,13 +293,11 @@ class ITNetSoftmaxBranch(nn.Module):
         if grid_shape is not None:
             return relative_position_bias(self.bias_kernel(grid_shape, length_scale).movedim(-1, 0), grid_shape)
         if segments is not None:
-            length = sum(math.prod(g) for g, _ in segments)
+            spans = segment_spans(segments)
+            length = spans[-1][1]
             bias = self.bias_kernel.fc2.weight.new_zeros(self.num_heads, length, length)
-            start = 0
-            for grid, scale in segments:
-                end = start + math.prod(grid)
+            for start, end, grid, scale in spans:
                 bias[:, start:end, start:end] = self.relative_bias(grid, scale, None, None)
-                start = end
             return bias
         offsets = (positions[:, :, None] - positions[:, None]).float()  # [B, N, N, P]
         table = self.bias_kernel.at(offsets, (1.0,) * offsets.shape[-1], max_frequency=float(self.num_frequencies))
@@ -572,6 +570,15 @@ def grid_positions(grid_shape, length_scale, batch: int, device) -> torch.Tensor
     return points.expand(batch, -1, -1)
 
 
+def segment_spans(segments) -> list[tuple[int, int, tuple[int, ...], tuple[float, ...]]]:
+    """`(start, end, grid_shape, length_scale)` of each segment of a sequence of several grids, in order."""
+    spans, start = [], 0
+    for grid, scale in segments:
+        spans.append((start, start + math.prod(grid), grid, scale))
+        start += math.prod(grid)
+    return spans
+
+
 def segment_positions(segments, batch: int, device) -> torch.Tensor:
     """Coordinates `[B, N, 3]` of the tokens of several grids in one sequence (image + text): each grid's
     `grid_positions` (padded to two coordinates) and, third, the index of its segment."""
@@ -688,7 +695,7 @@ class ITNetMixer(nn.Module):
         if segments is not None:
             if grid_shape is not None or positions is not None or return_state:
                 raise ValueError("`segments` describes the whole layout: pass no `grid_shape`, `positions` or `return_state`.")
-            if sum(math.prod(grid) for grid, _ in segments) != length:
+            if segment_spans(segments)[-1][1] != length:
                 raise ValueError(f"`segments` {segments} do not add up to the sequence length {length}.")
             positions = segment_positions(segments, batch, hidden_states.device)
         values = self.value(hidden_states)
@@ -709,12 +716,10 @@ class ITNetMixer(nn.Module):
     @staticmethod
     def _per_segment(branch, hidden_states, values, mask, segments) -> torch.Tensor:
         """A grid family applied within each segment of the sequence, `[B, N, V]`."""
-        outputs, start = [], 0
-        for grid, scale in segments:
-            end = start + math.prod(grid)
+        outputs = []
+        for start, end, grid, scale in segment_spans(segments):
             segment_mask = None if mask is None else mask[:, start:end]
             outputs.append(branch(hidden_states[:, start:end], values[:, start:end], segment_mask, grid, scale))
-            start = end
         return torch.cat(outputs, dim=1)
 
     def step(
@@ -841,4 +846,5 @@ __all__ = [
     "grid_positions",
     "kernel_linear",
     "segment_positions",
+    "segment_spans",
 ]

@@ -68,6 +68,15 @@ def check_attention_mask(attention_mask: torch.Tensor):
             )
 
 
+def quadrature_mask(attention_mask: torch.Tensor, shape: tuple[int, int], dtype: torch.dtype, unit: str = "") -> torch.Tensor:
+    """The quadrature weights `[B, N]` in `dtype` from an `attention_mask` that must have `shape` and hold only 0s and
+    1s (`check_attention_mask`); `unit` ends the shape error, e.g. "(one weight per point)"."""
+    if tuple(attention_mask.shape) != tuple(shape):
+        raise ValueError(f"`attention_mask` must have shape {list(shape)}{unit}, got {list(attention_mask.shape)}.")
+    check_attention_mask(attention_mask)
+    return attention_mask.to(dtype)
+
+
 def check_some_real_token(mask: torch.Tensor, argument: str = "attention_mask"):
     """Raise when a row of `mask` `[B, N]` has no real (non-zero) entry: its outputs would be undefined."""
     empty = ~(mask != 0).any(dim=-1)
@@ -526,10 +535,7 @@ class ITNetModel(ITNetPreTrainedModel):
             )
         mask = None
         if attention_mask is not None:
-            if tuple(attention_mask.shape) != (batch, length):
-                raise ValueError(f"`attention_mask` must have shape {[batch, length]}, got {list(attention_mask.shape)}.")
-            check_attention_mask(attention_mask)
-            mask = attention_mask.to(hidden_states.dtype)
+            mask = quadrature_mask(attention_mask, (batch, length), hidden_states.dtype)
         return hidden_states, mask, (length,), (float(self.config.max_position_embeddings),)
 
     def _embed_image(self, pixel_values):
@@ -580,13 +586,7 @@ class ITNetModel(ITNetPreTrainedModel):
         hidden_states = self.point_embeddings(points, point_features)
         mask = None
         if attention_mask is not None:
-            if tuple(attention_mask.shape) != tuple(points.shape[:2]):
-                raise ValueError(
-                    f"`attention_mask` must have shape {list(points.shape[:2])} (one weight per point), "
-                    f"got {list(attention_mask.shape)}."
-                )
-            check_attention_mask(attention_mask)
-            mask = attention_mask.to(hidden_states.dtype)
+            mask = quadrature_mask(attention_mask, points.shape[:2], hidden_states.dtype, " (one weight per point)")
         return hidden_states, mask, {"positions": points.to(hidden_states.dtype)}
 
     @merge_with_config_defaults
