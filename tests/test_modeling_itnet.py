@@ -18,29 +18,12 @@ from modeling_itnet import (
     ITNetForSequenceClassification,
     ITNetModel,
 )
+from modeling_itnet.configuration_itnet import KERNEL_FAMILIES
+
+from itnet_testing import tiny_builders
 
 
-def tiny_config(**overrides) -> ITNetConfig:
-    values = dict(
-        vocab_size=50,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=48,
-        max_position_embeddings=128,
-        image_size=16,
-        patch_size=4,
-        num_channels=3,
-        spectral_num_frequencies=4,
-        spectral_mlp_size=16,
-    )
-    values.update(overrides)
-    return ITNetConfig(**values)
-
-
-def build(model_class, seed=0, **overrides):
-    torch.manual_seed(seed)
-    return model_class(tiny_config(**overrides)).eval()
+tiny_config, build = tiny_builders(max_position_embeddings=128, num_channels=3)
 
 
 FAMILIES = [
@@ -51,7 +34,7 @@ FAMILIES = [
     ["recurrent"],
     ["ssm"],
     ["mlp"],
-    ["spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp"],
+    list(KERNEL_FAMILIES),
 ]
 
 

@@ -7,40 +7,22 @@ import torch
 from transformers import AutoModelForVisualQuestionAnswering
 
 from modeling_itnet import (
-    ITNetConfig,
     ITNetForImagesAndTextClassification,
     ITNetForPointCloudClassification,
     ITNetForVisualQuestionAnswering,
     ITNetModel,
 )
+from modeling_itnet.configuration_itnet import KERNEL_FAMILIES
 from modeling_itnet.kernels_itnet import relative_position_bias, softmax_transform_naive
 from modeling_itnet.layers_itnet import ITNetSoftmaxBranch
 
-
-ALL_FAMILIES = ["spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp"]
-
-
-def tiny_config(**overrides) -> ITNetConfig:
-    values = dict(
-        vocab_size=50,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=48,
-        max_position_embeddings=64,
-        image_size=16,
-        patch_size=4,
-        spectral_num_frequencies=4,
-        spectral_mlp_size=16,
-        num_labels=5,
-    )
-    values.update(overrides)
-    return ITNetConfig(**values)
+from itnet_testing import tiny_builders
 
 
-def build(model_class, seed=0, **overrides):
-    torch.manual_seed(seed)
-    return model_class(tiny_config(**overrides)).eval()
+ALL_FAMILIES = list(KERNEL_FAMILIES)
+
+
+tiny_config, build = tiny_builders(max_position_embeddings=64, num_labels=5)
 
 
 def question_batch(batch=3, length=9, images=None, seed=0):

@@ -11,7 +11,6 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification
 
 from modeling_itnet import (
-    ITNetConfig,
     ITNetForCausalLM,
     ITNetForImageClassification,
     ITNetForImagesAndTextClassification,
@@ -21,34 +20,17 @@ from modeling_itnet import (
     ITNetForVisualQuestionAnswering,
     ITNetModel,
 )
+from modeling_itnet.configuration_itnet import KERNEL_FAMILIES
 from modeling_itnet.kernels_itnet import spectral_conv
 
+from itnet_testing import tiny_builders
 
-ALL_FAMILIES = ["spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp"]
+
+ALL_FAMILIES = list(KERNEL_FAMILIES)
 VOCAB = 50
 
 
-def tiny_config(**overrides) -> ITNetConfig:
-    values = dict(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=48,
-        max_position_embeddings=64,
-        image_size=16,
-        patch_size=4,
-        spectral_num_frequencies=4,
-        spectral_mlp_size=16,
-        num_labels=3,
-    )
-    values.update(overrides)
-    return ITNetConfig(**values)
-
-
-def build(model_class, seed=0, **overrides):
-    torch.manual_seed(seed)
-    return model_class(tiny_config(**overrides)).eval()
+tiny_config, build = tiny_builders(vocab_size=VOCAB, max_position_embeddings=64, num_labels=3)
 
 
 # ---------------------------------------------------------------------------------------------------------------
