@@ -7,24 +7,20 @@ Importing the package registers every class with the matching Auto class, so `Au
 `AutoImageProcessor` resolves it to `ITNetImageProcessor` (torchvision backend) or `ITNetImageProcessorPil`, and
 `AutoProcessor` to `ITNetProcessor`. It also registers the `"itnet-visual-question-answering"` pipeline
 (`pipeline_itnet`): transformers 5 removed its own visual-question-answering task and refuses that name.
+
+It also registers the classes for remote code (`register_for_auto_class`): `save_pretrained` then copies the module
+files beside the weights and writes an `auto_map` naming the config, every head, the image processor and the
+processor, so the folder loads with `trust_remote_code=True` where `modeling_itnet` is not installed.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForImageClassification,
-    AutoModelForMaskedLM,
-    AutoModelForSequenceClassification,
-    AutoModelForVisualQuestionAnswering,
-    AutoProcessor,
-)
+import transformers
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForVisualQuestionAnswering, AutoProcessor
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_itnet import ITNetConfig
 from .image_processing_itnet import ITNetImageProcessor, ITNetImageProcessorPil
 from .modeling_itnet import (
+    AUTO_CLASSES,
     ITNetCache,
     ITNetForCausalLM,
     ITNetForImageClassification,
@@ -42,18 +38,19 @@ from .processing_itnet import ITNetProcessor
 
 
 AutoConfig.register("itnet", ITNetConfig, exist_ok=True)
-AutoModel.register(ITNetConfig, ITNetModel, exist_ok=True)
-AutoModelForCausalLM.register(ITNetConfig, ITNetForCausalLM, exist_ok=True)
-AutoModelForMaskedLM.register(ITNetConfig, ITNetForMaskedLM, exist_ok=True)
-AutoModelForSequenceClassification.register(ITNetConfig, ITNetForSequenceClassification, exist_ok=True)
-AutoModelForImageClassification.register(ITNetConfig, ITNetForImageClassification, exist_ok=True)
-AutoModelForVisualQuestionAnswering.register(ITNetConfig, ITNetForVisualQuestionAnswering, exist_ok=True)
+ITNetConfig.register_for_auto_class("AutoConfig")
+for auto_class, head in AUTO_CLASSES.items():
+    getattr(transformers, auto_class).register(ITNetConfig, head, exist_ok=True)
+    head.register_for_auto_class(auto_class)
 AutoImageProcessor.register(
     ITNetConfig,
     image_processor_classes={"torchvision": ITNetImageProcessor, "pil": ITNetImageProcessorPil},
     exist_ok=True,
 )
+ITNetImageProcessor.register_for_auto_class("AutoImageProcessor")
+ITNetImageProcessorPil.register_for_auto_class("AutoImageProcessor")
 AutoProcessor.register(ITNetConfig, ITNetProcessor, exist_ok=True)
+ITNetProcessor.register_for_auto_class("AutoProcessor")
 PIPELINE_REGISTRY.register_pipeline(
     "itnet-visual-question-answering",
     pipeline_class=ITNetVisualQuestionAnsweringPipeline,

@@ -18,6 +18,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.generation import GenerationMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
@@ -188,6 +189,18 @@ def _describe_mismatch(model_class, path, config=None, limit: int = 5) -> str:
 
 def _batch_size(*inputs) -> int | None:
     return next((x.shape[0] for x in inputs if isinstance(x, torch.Tensor) and x.ndim > 0), None)
+
+
+def classification_loss(loss_function, labels, logits, config, num_items_in_batch=None, **kwargs) -> torch.Tensor:
+    """`loss_function` (`ForSequenceClassificationLoss`) normalised by the Trainer's `num_items_in_batch` for every
+    `config.problem_type`. The single-label cross-entropy divides its sum by it already; the regression (MSE) and
+    multi-label (BCE) losses are means over the label elements, which is what the Trainer counts
+    (`labels.ne(-100).sum()` over all accumulated micro-batches), so they are rescaled to `sum / num_items_in_batch`:
+    gradient accumulation then equals the larger batch instead of being `accumulation_steps` times too large."""
+    loss = loss_function(labels, logits, config, num_items_in_batch=num_items_in_batch, **kwargs)
+    if num_items_in_batch is not None and config.problem_type != "single_label_classification":
+        loss = loss * labels.numel() / num_items_in_batch
+    return loss
 
 
 class ITNetCache:
@@ -363,6 +376,21 @@ class ITNetPreTrainedModel(PreTrainedModel):
                 "corrupted or was saved after training diverged."
             )
         return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`. When the package has registered its classes for remote code (importing
+        `modeling_itnet` does), the folder also holds the module files and a `config.auto_map` naming the config and
+        the head of every Auto class in `AUTO_CLASSES`, whichever head is saved: without `modeling_itnet` installed,
+        any of them loads with `trust_remote_code=True`."""
+        remote = type(self.config).is_remote_code()
+        if remote:
+            self.config.auto_map = {
+                "AutoConfig": f"configuration_itnet.{type(self.config).__name__}",
+                **{auto_class: f"modeling_itnet.{head.__name__}" for auto_class, head in AUTO_CLASSES.items()},
+            }
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if remote and not self.is_remote_code() and kwargs.get("is_main_process", True):
+            custom_object_save(self, save_directory)  # a head without an Auto class: its code all the same
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -698,7 +726,7 @@ class ITNetForSequenceClassification(ITNetPreTrainedModel):
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None
         if labels is not None:
-            loss = self.loss_function(labels, logits, self.config, **kwargs)
+            loss = classification_loss(self.loss_function, labels, logits, self.config, **kwargs)
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
@@ -907,7 +935,7 @@ class ITNetForImageClassification(ITNetPreTrainedModel):
         logits = self.classifier(outputs.pooler_output)
         loss = None
         if labels is not None:
-            loss = self.loss_function(labels, logits, self.config, **kwargs)
+            loss = classification_loss(self.loss_function, labels, logits, self.config, **kwargs)
         return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
@@ -1015,7 +1043,7 @@ class ITNetForImagesAndTextClassification(ITNetPreTrainedModel):
         logits = self.classifier(outputs.pooler_output)
         loss = None
         if labels is not None:
-            loss = self.loss_function(labels, logits, self.config, **kwargs)
+            loss = classification_loss(self.loss_function, labels, logits, self.config, **kwargs)
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
@@ -1061,11 +1089,24 @@ class ITNetForPointCloudClassification(ITNetPreTrainedModel):
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None
         if labels is not None:
-            loss = self.loss_function(labels, logits, self.config, **kwargs)
+            loss = classification_loss(self.loss_function, labels, logits, self.config, **kwargs)
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
+AUTO_CLASSES = {
+    "AutoModel": ITNetModel,
+    "AutoModelForSequenceClassification": ITNetForSequenceClassification,
+    "AutoModelForCausalLM": ITNetForCausalLM,
+    "AutoModelForMaskedLM": ITNetForMaskedLM,
+    "AutoModelForImageClassification": ITNetForImageClassification,
+    "AutoModelForVisualQuestionAnswering": ITNetForVisualQuestionAnswering,
+}
+"""The transformers Auto class of each head that has one. `ITNetForImagesAndTextClassification` and
+`ITNetForPointCloudClassification` have no Auto class in transformers: without the package, load them with
+`transformers.dynamic_module_utils.get_class_from_dynamic_module("modeling_itnet.<class>", path)`."""
+
 __all__ = [
+    "AUTO_CLASSES",
     "ITNetCache",
     "ITNetForCausalLM",
     "ITNetForImageClassification",

@@ -1,0 +1,200 @@
+"""Remote code: a folder written by `save_pretrained` loads with `trust_remote_code=True` in a virtual environment
+where `modeling_itnet` is NOT installed, with outputs identical to the package's.
+
+The environment is a real venv (`python -m venv --without-pip`) whose site-packages links every distribution of this
+one except `modeling_itnet`; the test checks that `import modeling_itnet` fails there before loading anything.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoTokenizer
+
+import modeling_itnet
+from itnet_testing import tiny_builders
+from modeling_itnet import (
+    AUTO_CLASSES,
+    ITNetForCausalLM,
+    ITNetForImageClassification,
+    ITNetForImagesAndTextClassification,
+    ITNetForMaskedLM,
+    ITNetForPointCloudClassification,
+    ITNetForSequenceClassification,
+    ITNetForVisualQuestionAnswering,
+    ITNetImageProcessorPil,
+    ITNetModel,
+    ITNetProcessor,
+)
+
+
+tiny_config, build = tiny_builders(max_position_embeddings=64, num_labels=3)
+
+# folder name -> (head, how the isolated environment loads it, config overrides)
+HEADS = {
+    "model": (ITNetModel, "AutoModel", {}),
+    "sequence": (ITNetForSequenceClassification, "AutoModelForSequenceClassification", {}),
+    "causal": (ITNetForCausalLM, "AutoModelForCausalLM", {"is_causal": True}),
+    "masked": (ITNetForMaskedLM, "AutoModelForMaskedLM", {}),
+    "image": (ITNetForImageClassification, "AutoModelForImageClassification", {}),
+    "vqa": (ITNetForVisualQuestionAnswering, "AutoModelForVisualQuestionAnswering", {}),
+    "pairs": (ITNetForImagesAndTextClassification, "modeling_itnet.ITNetForImagesAndTextClassification", {}),
+    "points": (ITNetForPointCloudClassification, "modeling_itnet.ITNetForPointCloudClassification", {}),
+}
+
+
+def head_inputs(name: str) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    text = {
+        "input_ids": torch.randint(0, 50, (2, 7), generator=generator),
+        "attention_mask": torch.tensor([[1] * 7, [1] * 5 + [0] * 2]),
+    }
+    image = torch.randn(2, 3, 16, 16, generator=generator)
+    return {
+        "model": text,
+        "sequence": text,
+        "causal": text,
+        "masked": text,
+        "image": {"pixel_values": image},
+        "vqa": {**text, "pixel_values": image},
+        "pairs": {**text, "pixel_values": torch.randn(2, 2, 3, 16, 16, generator=generator)},
+        "points": {"points": torch.randn(2, 20, 3, generator=generator)},
+    }[name]
+
+
+def output_of(name: str, outputs) -> torch.Tensor:
+    return outputs.last_hidden_state if name == "model" else outputs.logits
+
+
+LOADER = textwrap.dedent(
+    """
+    import importlib.util, json, sys
+    import torch, transformers
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    assert importlib.util.find_spec("modeling_itnet") is None, "modeling_itnet is importable"
+    root, heads = sys.argv[1], json.loads(sys.argv[2])
+    results = {}
+    for name, loader in heads.items():
+        path = f"{root}/{name}"
+        if loader.startswith("Auto"):
+            model = getattr(transformers, loader).from_pretrained(path, trust_remote_code=True)
+        else:
+            model = get_class_from_dynamic_module(loader, path).from_pretrained(path)
+        inputs = torch.load(f"{path}/inputs.pt")
+        with torch.no_grad():
+            outputs = model(**inputs)
+        results[name] = outputs.last_hidden_state if name == "model" else outputs.logits
+        results[name + ":module"] = type(model).__module__
+        if name == "causal":
+            prompt = inputs["input_ids"][:1, :4]
+            results["generated"] = model.generate(prompt, max_new_tokens=6, do_sample=False)
+        if name == "sequence":  # a head's folder names every other head: load the base model from it
+            base = transformers.AutoModel.from_pretrained(path, trust_remote_code=True)
+            results["base_from_sequence"] = type(base).__name__
+
+    processor = transformers.AutoProcessor.from_pretrained(f"{root}/processor", trust_remote_code=True)
+    image_processor = transformers.AutoImageProcessor.from_pretrained(f"{root}/processor", trust_remote_code=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(f"{root}/processor")
+    images = torch.load(f"{root}/processor/images.pt", weights_only=False)  # PIL images
+    results["processor"] = dict(processor(images=images, text=["what shape is it?", "a red circle"], padding=True,
+                                          return_tensors="pt"))
+    results["processor:class"] = type(processor).__name__ + "/" + type(processor.image_processor).__name__
+    results["image_processor"] = image_processor(images, return_tensors="pt")["pixel_values"]
+    results["tokenizer"] = tokenizer("a red circle")["input_ids"]
+    torch.save(results, f"{root}/results.pt")
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def isolated_python(tmp_path_factory) -> Path:
+    """A venv linking this environment's site-packages minus `modeling_itnet` (its code, dist-info, editable hooks)."""
+    venv = tmp_path_factory.mktemp("venv-without-modeling-itnet")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    target = Path(
+        subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
+                       capture_output=True, text=True).stdout.strip()
+    )
+    source = Path(sysconfig.get_paths()["purelib"])
+    for entry in source.iterdir():
+        if "modeling_itnet" not in entry.name and not (target / entry.name).exists():
+            (target / entry.name).symlink_to(entry)
+    return python
+
+
+def isolated_env(tmp_path: Path) -> dict:
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
+    return {**env, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same summation order
+
+
+def test_the_isolated_environment_cannot_import_the_package(isolated_python, tmp_path):
+    found = subprocess.run(
+        [isolated_python, "-c", "import importlib.util, transformers; print(importlib.util.find_spec('modeling_itnet'))"],
+        cwd=tmp_path, env=isolated_env(tmp_path), capture_output=True, text=True, check=True,
+    )
+    assert found.stdout.strip() == "None"
+
+
+def test_saved_folder_holds_the_code_and_an_auto_map_naming_every_head(tmp_path):
+    build(ITNetForImageClassification).save_pretrained(tmp_path)
+    assert {"configuration_itnet.py", "modeling_itnet.py", "layers_itnet.py", "kernels_itnet.py"} <= {
+        path.name for path in tmp_path.glob("*.py")
+    }
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert auto_map == {
+        "AutoConfig": "configuration_itnet.ITNetConfig",
+        **{auto_class: f"modeling_itnet.{head.__name__}" for auto_class, head in AUTO_CLASSES.items()},
+    }
+    assert set(AUTO_CLASSES) >= {loader for _, loader, _ in HEADS.values() if loader.startswith("Auto")}
+
+
+def test_every_head_and_the_processor_load_without_the_package(isolated_python, tmp_path):
+    expected = {}
+    for name, (head, _, overrides) in HEADS.items():
+        model = build(head, **overrides)
+        model.save_pretrained(tmp_path / name)
+        inputs = head_inputs(name)
+        torch.save(inputs, tmp_path / name / "inputs.pt")
+        with torch.no_grad():
+            expected[name] = output_of(name, model(**inputs))
+        if name == "causal":
+            expected["generated"] = model.generate(inputs["input_ids"][:1, :4], max_new_tokens=6, do_sample=False)
+
+    tokenizer = AutoTokenizer.from_pretrained(modeling_itnet.tokenizer_path())
+    processor = ITNetProcessor(ITNetImageProcessorPil(size={"height": 16, "width": 16}), tokenizer)
+    processor.save_pretrained(tmp_path / "processor")
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)) for _ in range(2)]
+    torch.save(images, tmp_path / "processor" / "images.pt")
+    texts = ["what shape is it?", "a red circle"]
+
+    heads = {name: loader for name, (_, loader, _) in HEADS.items()}
+    subprocess.run(
+        [isolated_python, "-c", LOADER, str(tmp_path), json.dumps(heads)],
+        cwd=tmp_path, env=isolated_env(tmp_path), check=True, timeout=600,
+    )
+    results = torch.load(tmp_path / "results.pt", weights_only=False)
+
+    for name in HEADS:
+        assert results[name + ":module"].startswith("transformers_modules."), results[name + ":module"]
+        torch.testing.assert_close(results[name], expected[name], rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
+    assert torch.equal(results["generated"], expected["generated"])
+    assert results["base_from_sequence"] == "ITNetModel"
+
+    ours = processor(images=images, text=texts, padding=True, return_tensors="pt")
+    assert results["processor"].keys() == ours.keys()
+    for key in ours:
+        assert torch.equal(results["processor"][key], ours[key]), key
+    assert results["processor:class"] == "ITNetProcessor/ITNetImageProcessorPil"
+    assert torch.equal(results["image_processor"], ours["pixel_values"])
+    assert results["tokenizer"] == tokenizer("a red circle")["input_ids"]
