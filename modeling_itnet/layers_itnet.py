@@ -35,11 +35,21 @@ from .kernels_itnet import (
 def kernel_linear(layer: nn.Linear, inputs: torch.Tensor, spectral_norm: bool) -> torch.Tensor:
     """`layer(inputs)`, with the weight divided by its largest singular value when `spectral_norm` (the paper's
     stability measure for kernel MLPs: each layer is then 1-Lipschitz). Exact SVD of the small kernel weights, no
-    power-iteration buffers."""
-    weight = layer.weight
-    if spectral_norm:
-        weight = weight / torch.linalg.matrix_norm(weight.float(), ord=2).to(weight.dtype)
-    return nn.functional.linear(inputs, weight, layer.bias)
+    power-iteration buffers.
+
+    Without `spectral_norm` this is the module's own forward, so a wrapper around the layer (a PEFT LoRA
+    `lora.Linear`) applies. With it, a wrapped layer is normalised as the affine map it computes: its weight and
+    bias are read off its outputs at the origin and at the unit vectors (`W x + b` for any LoRA adapter in eval)."""
+    if not spectral_norm:
+        return layer(inputs)
+    weight, bias = layer.weight, layer.bias
+    if type(layer) is not nn.Linear:  # e.g. peft's lora.Linear: its effective (merged) affine map
+        eye = torch.eye(weight.shape[1], dtype=weight.dtype, device=weight.device)
+        probes = torch.cat([torch.zeros_like(eye[:1]), eye])
+        outputs = layer(probes)
+        bias, weight = outputs[0], (outputs[1:] - outputs[0]).T
+    weight = weight / torch.linalg.matrix_norm(weight.float(), ord=2).to(weight.dtype)
+    return nn.functional.linear(inputs, weight, bias)
 
 
 class ITNetSpectralKernel(nn.Module):
@@ -816,7 +826,7 @@ class ITNetPointEmbeddings(nn.Module):
             )
         if points.shape[1] == 0:
             raise ValueError("`points` holds no points (num_points = 0).")
-        if not torch.isfinite(points).all():
+        if not torch.compiler.is_compiling() and not torch.isfinite(points).all():  # data-dependent: not traced
             raise ValueError("`points` contains NaN or infinite coordinates.")
         expected = [*points.shape[:2], self.feature_size]
         if self.feature_size == 0 and point_features is not None:

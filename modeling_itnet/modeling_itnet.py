@@ -7,6 +7,11 @@ Each block is pre-norm:
 
 Positions enter only through the relative (stationary) kernels, so padding is exact: padded tokens get
 quadrature weight 0, no sum sees them, and the real tokens' outputs equal those of the unpadded sequence.
+
+Inputs are validated before any block runs. The checks of tensor values (token ids in range, 0/1 masks, rows with a
+real token, label ranges, finite points) are skipped while `torch.compile` or `torch.export` traces
+(`torch.compiler.is_compiling()`): they are data-dependent and would break the graph or the export. Shapes and
+dtypes are checked always.
 """
 
 import math
@@ -60,7 +65,7 @@ def check_attention_mask(attention_mask: torch.Tensor):
         raise TypeError(f"`attention_mask` must be a torch.Tensor of 0s and 1s, got {type(attention_mask).__name__}.")
     if attention_mask.is_complex():
         raise TypeError(f"`attention_mask` must hold 0s and 1s (bool, integer or float), got {attention_mask.dtype}.")
-    if attention_mask.dtype != torch.bool and attention_mask.numel():
+    if attention_mask.dtype != torch.bool and attention_mask.numel() and not torch.compiler.is_compiling():
         if not ((attention_mask == 0) | (attention_mask == 1)).all():
             bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)].flatten()[0].item()
             raise ValueError(
@@ -80,6 +85,8 @@ def quadrature_mask(attention_mask: torch.Tensor, shape: tuple[int, int], dtype:
 
 def check_some_real_token(mask: torch.Tensor, argument: str = "attention_mask"):
     """Raise when a row of `mask` `[B, N]` has no real (non-zero) entry: its outputs would be undefined."""
+    if torch.compiler.is_compiling():
+        return
     empty = ~(mask != 0).any(dim=-1)
     if empty.any():
         rows = empty.nonzero().flatten().tolist()
@@ -113,7 +120,7 @@ def check_classification_labels(labels, config, batch_size: int | None):
         if labels.ndim != 1:
             raise ValueError(f"`labels` for single-label classification must have shape [batch], got {shape}.")
         bad = ((labels < 0) | (labels >= num_labels)) & (labels != -100)
-        if bad.any():
+        if not torch.compiler.is_compiling() and bad.any():
             raise ValueError(
                 f"`labels` must be class indices in [0, num_labels={num_labels}) or -100 (ignored), got "
                 f"{labels[bad].flatten()[0].item()}."
@@ -147,7 +154,7 @@ def check_token_labels(labels, input_ids, inputs_embeds, vocab_size: int):
     if reference is not None and tuple(labels.shape) != tuple(reference.shape[:2]):
         raise ValueError(f"`labels` must have the inputs' shape {list(reference.shape[:2])}, got {list(labels.shape)}.")
     bad = ((labels < 0) | (labels >= vocab_size)) & (labels != -100)
-    if bad.any():
+    if not torch.compiler.is_compiling() and bad.any():
         raise ValueError(
             f"`labels` must be token ids in [0, vocab_size={vocab_size}) or -100 (ignored), got "
             f"{labels[bad].flatten()[0].item()}."
@@ -538,7 +545,7 @@ class ITNetModel(ITNetPreTrainedModel):
             if input_ids.shape[1] == 0:
                 raise ValueError("`input_ids` holds empty sequences (sequence_length = 0); pass at least one token.")
             vocab = self.text_embeddings.word_embeddings.num_embeddings
-            if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab):
+            if input_ids.numel() and not torch.compiler.is_compiling() and (input_ids.min() < 0 or input_ids.max() >= vocab):
                 low, high = input_ids.min().item(), input_ids.max().item()
                 raise ValueError(
                     f"`input_ids` must be token ids in [0, vocab_size={vocab}), got values in [{low}, {high}]."
