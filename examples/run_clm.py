@@ -11,6 +11,9 @@ per split; see `offline_data.py`) or a Hub dataset with a `text` column, e.g. `-
 Model: `--model_name_or_path` or a fresh `ITNetForCausalLM` from the preset `--config_name` (default `itnet-tiny`)
 with `is_causal=True`. Reports `perplexity = exp(eval_loss)` in `all_results.json`; saves the tokenizer beside the
 model so `pipeline("text-generation", model=output_dir)` works; pushes with `--push_to_hub`.
+
+With `--do_eval` it also writes a model card, `README.md` with the eval metrics as Hub metadata (`model_card.py`),
+and `--push_to_hub` pushes it in place of the card `Trainer.push_to_hub` generates.
 """
 
 import logging
@@ -27,6 +30,7 @@ from modeling_itnet import ITNetForCausalLM, preset_config, tokenizer_path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_card import push_model_card, write_model_card  # noqa: E402
 from offline_data import load_offline  # noqa: E402
 
 
@@ -108,13 +112,25 @@ def main():
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
+    card = None
     if training_args.do_eval:
         metrics = trainer.evaluate()
         metrics["perplexity"] = math.exp(metrics["eval_loss"]) if metrics["eval_loss"] < 700 else float("inf")
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
+        card = write_model_card(
+            trainer,
+            pipeline_tag="text-generation",
+            task_type="text-generation",
+            dataset_id=name,
+            split="validation",
+            metrics={"perplexity": metrics["perplexity"], "loss": metrics["eval_loss"]},
+            description=f"A causal ITNet language model, trained on blocks of {data_args.block_size} WordPiece tokens.",
+        )
     if training_args.push_to_hub:
         trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="text-generation")
+        if card is not None:
+            push_model_card(trainer, card, token=training_args.hub_token)
 
 
 if __name__ == "__main__":

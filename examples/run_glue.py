@@ -18,6 +18,9 @@ with `modeling_itnet`. Metrics: `accuracy` (from the offline `evaluate` module i
 `f1` for mrpc/qqp, `matthews_correlation` for cola, `pearson`/`spearmanr` for stsb (computed here with numpy).
 Writes `all_results.json`, the model with its tokenizer (so `pipeline("text-classification", model=output_dir)`
 works), and pushes with `--push_to_hub`.
+
+With `--do_eval` it also writes a model card, `README.md` with the eval metrics as Hub metadata (`model_card.py`),
+and `--push_to_hub` pushes it in place of the card `Trainer.push_to_hub` generates.
 """
 
 import logging
@@ -42,6 +45,7 @@ from modeling_itnet import ITNetForSequenceClassification, preset_config, tokeni
 
 EXAMPLES = Path(__file__).resolve().parent
 sys.path.insert(0, str(EXAMPLES))
+from model_card import push_model_card, write_model_card  # noqa: E402
 from offline_data import load_offline  # noqa: E402
 
 
@@ -59,6 +63,7 @@ TASK_KEYS = {  # the text columns of each GLUE task: (first, second or None)
     "wnli": ("sentence1", "sentence2"),
 }
 GLUE_HUB_NAME = "nyu-mll/glue"
+CARD_METRICS = ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr")  # eval metrics on the model card
 
 
 @dataclass
@@ -213,10 +218,20 @@ def main():
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
+    card = None
     if training_args.do_eval:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
+        card = write_model_card(
+            trainer,
+            pipeline_tag="text-classification",
+            task_type="text-classification",
+            dataset_id=data_args.dataset_name or GLUE_HUB_NAME,
+            split=eval_split,
+            metrics={k: metrics[f"eval_{k}"] for k in CARD_METRICS if f"eval_{k}" in metrics},
+            description=f"An ITNet text classifier for the GLUE task `{task}`.",
+        )
     if training_args.push_to_hub:
         trainer.push_to_hub(
             finetuned_from=model_args.model_name_or_path,
@@ -224,6 +239,8 @@ def main():
             dataset_tags=data_args.dataset_name or GLUE_HUB_NAME,
             dataset_args=task,
         )
+        if card is not None:
+            push_model_card(trainer, card, token=training_args.hub_token)
 
 
 if __name__ == "__main__":

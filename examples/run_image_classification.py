@@ -21,6 +21,9 @@ Model: `--model_name_or_path` (a saved ITNet image classifier and its image proc
 `--patch_size` and `--num_channels`. Metric: `accuracy` (the offline `evaluate` module in `examples/metrics/accuracy`).
 Writes `all_results.json`, the model with its image processor (so `pipeline("image-classification",
 model=output_dir)` works), and pushes with `--push_to_hub`.
+
+With `--do_eval` it also writes a model card, `README.md` with the eval metrics as Hub metadata (`model_card.py`),
+and `--push_to_hub` pushes it in place of the card `Trainer.push_to_hub` generates.
 """
 
 import logging
@@ -39,6 +42,7 @@ from modeling_itnet import ITNetForImageClassification, ITNetImageProcessorPil, 
 
 EXAMPLES = Path(__file__).resolve().parent
 sys.path.insert(0, str(EXAMPLES))
+from model_card import push_model_card, write_model_card  # noqa: E402
 from offline_data import load_offline  # noqa: E402
 
 
@@ -159,16 +163,30 @@ def main():
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
+    card = None
     if training_args.do_eval:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
+        card = write_model_card(
+            trainer,
+            pipeline_tag="image-classification",
+            task_type="image-classification",
+            dataset_id=data_args.dataset_name or "imagefolder",
+            split=eval_split,
+            metrics={"accuracy": metrics["eval_accuracy"]},
+            description=f"An ITNet image classifier: {len(labels)} classes, {model.config.image_size}-pixel square"
+            f" images in {model.config.num_channels} channel(s), {model.config.patch_size}-pixel patches.",
+            language=None,
+        )
     if training_args.push_to_hub:
         trainer.push_to_hub(
             finetuned_from=model_args.model_name_or_path,
             tasks="image-classification",
             dataset_tags=data_args.dataset_name if data_args.train_dir is None else None,
         )
+        if card is not None:
+            push_model_card(trainer, card, token=training_args.hub_token)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ Model: `--model_name_or_path` or a fresh `ITNetForImagesAndTextClassification` f
 (default `itnet-tiny`) with `--image_size`/`--patch_size`: the sentence and both images in one sequence, each image
 with its own modality embedding (so "left" and "right" mean something). Writes `all_results.json` (accuracy), the
 model and its `ITNetProcessor`; pushes with `--push_to_hub`.
+
+With `--do_eval` it also writes a model card, `README.md` with the eval metrics as Hub metadata (`model_card.py`),
+and `--push_to_hub` pushes it in place of the card `Trainer.push_to_hub` generates.
 """
 
 import logging
@@ -33,6 +36,7 @@ from modeling_itnet import (
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_card import push_model_card, write_model_card  # noqa: E402
 from offline_data import NLVR2_EASY_LABELS, load_offline  # noqa: E402
 
 
@@ -116,12 +120,24 @@ def main():
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
+    card = None
     if training_args.do_eval:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
+        card = write_model_card(
+            trainer,
+            pipeline_tag=None,  # no transformers pipeline for a sentence about an image pair
+            task_type="visual-reasoning",
+            dataset_id=name,
+            split="validation",
+            metrics={"accuracy": metrics["eval_accuracy"]},
+            description="An ITNet NLVR2-style classifier: is the sentence true of the left and right images?",
+        )
     if training_args.push_to_hub:
         trainer.push_to_hub(finetuned_from=model_args.model_name_or_path)
+        if card is not None:
+            push_model_card(trainer, card, token=training_args.hub_token)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ an `attention_mask` (padding is exact). `--normalize` centres each cloud and sca
 Model: `--model_name_or_path` or a fresh model from the preset `--config_name` (default `itnet-tiny`) with
 `--kernel_families` (point clouds use the content families only; default `low_rank`). Writes `all_results.json`
 (accuracy) and the model; pushes with `--push_to_hub`.
+
+With `--do_eval` it also writes a model card, `README.md` with the eval metrics as Hub metadata (`model_card.py`),
+and `--push_to_hub` pushes it in place of the card `Trainer.push_to_hub` generates.
 """
 
 import logging
@@ -27,6 +30,7 @@ from modeling_itnet import ITNetForPointCloudClassification, preset_config
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_card import push_model_card, write_model_card  # noqa: E402
 from offline_data import load_offline  # noqa: E402
 
 
@@ -106,12 +110,25 @@ def main():
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
+    card = None
     if training_args.do_eval:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
+        card = write_model_card(
+            trainer,
+            pipeline_tag=None,  # no transformers pipeline for point clouds
+            task_type="point-cloud-classification",
+            dataset_id=name,
+            split=eval_split,
+            metrics={"accuracy": metrics["eval_accuracy"]},
+            description=f"An ITNet point-cloud classifier ({len(labels)} classes).",
+            language=None,
+        )
     if training_args.push_to_hub:
         trainer.push_to_hub(finetuned_from=model_args.model_name_or_path)
+        if card is not None:
+            push_model_card(trainer, card, token=training_args.hub_token)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ Model: `--model_name_or_path` (a saved ITNet, e.g. to continue training) or a fr
 `--config_name` (default `itnet-tiny`) with `--image_size`/`--patch_size`. Metrics: `vqa_score` (the soft score of the
 predicted answer, VQAv2's accuracy when the weights are `min(1, votes / 3)`) and `accuracy` (the predicted answer has
 the largest weight). Writes `all_results.json`, the model, its `ITNetProcessor`, and pushes with `--push_to_hub`.
+
+With `--do_eval` it also writes a model card, `README.md` with the eval metrics as Hub metadata (`model_card.py`),
+and `--push_to_hub` pushes it in place of the card `Trainer.push_to_hub` generates.
 """
 
 import json
@@ -35,6 +38,7 @@ from modeling_itnet import (
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_card import push_model_card, write_model_card  # noqa: E402
 from offline_data import EASY_VQA_ANSWERS, load_offline  # noqa: E402
 
 
@@ -132,12 +136,24 @@ def main():
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
+    card = None
     if training_args.do_eval:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
+        card = write_model_card(
+            trainer,
+            pipeline_tag="visual-question-answering",
+            task_type="visual-question-answering",
+            dataset_id=data_args.dataset_name,
+            split="validation",
+            metrics={"vqa_score": metrics["eval_vqa_score"], "accuracy": metrics["eval_accuracy"]},
+            description=f"An ITNet VQA model: question and image in one sequence, {len(answers)} answers.",
+        )
     if training_args.push_to_hub:
         trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="visual-question-answering")
+        if card is not None:
+            push_model_card(trainer, card, token=training_args.hub_token)
 
 
 if __name__ == "__main__":

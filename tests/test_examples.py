@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from huggingface_hub import ModelCard
 from transformers import pipeline
 
 import modeling_itnet  # noqa: F401  (registers ITNet and its VQA pipeline)
@@ -17,7 +18,13 @@ COMMON = ["--use_cpu", "--report_to", "none", "--save_strategy", "no", "--disabl
 def run_example(script: str, output_dir: Path, *args: str) -> dict:
     command = [sys.executable, str(EXAMPLES / script), "--output_dir", str(output_dir), *COMMON, *args]
     subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads((output_dir / "all_results.json").read_text())
+    results = json.loads((output_dir / "all_results.json").read_text())
+    card = ModelCard.load(output_dir / "README.md")  # `examples/model_card.py`: Hub metadata with the eval metrics
+    assert "itnet" in card.data.tags and card.data.eval_results
+    for evaluation in card.data.eval_results:
+        value = results.get(f"eval_{evaluation.metric_type}", results.get(evaluation.metric_type))
+        assert evaluation.metric_value == round(value, 4)
+    return results
 
 
 def test_run_vqa(tmp_path):
@@ -105,3 +112,31 @@ def test_run_image_classification(tmp_path):
     assert [classifier.model.config.id2label[i] for i in range(len(names))] == names
     image = load_offline(name)["test"][0]["image"]
     assert classifier(image, top_k=1)[0]["label"] in names
+
+
+def test_run_lra_listops(tmp_path, monkeypatch):
+    monkeypatch.setenv("ITNET_DATA_CACHE", str(tmp_path / "data"))  # the generated expressions are cached there
+    results = run_example(
+        "run_lra.py", tmp_path / "out", "--task", "listops", "--do_train", "--do_eval", "--do_predict", "--max_steps",
+        "5", "--per_device_train_batch_size", "8", "--train_size", "64", "--validation_size", "16", "--test_size",
+        "16", "--min_length", "10", "--max_length", "40", "--max_seq_length", "48", "--kernel_families",
+        "low_rank,local",
+    )
+    assert {"train_loss", "eval_loss", "eval_accuracy", "test_accuracy"} <= set(results)
+    assert 0.0 <= results["test_accuracy"] <= 1.0
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from offline_data import listops_tokens
+
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out")
+    assert type(model).__name__ == "ITNetForSequenceClassification"
+    assert model.config.id2label == {i: str(i) for i in range(10)} and list(model.itnet.layers[0].mixer.branches) == [
+        "low_rank", "local"
+    ]  # fmt: skip
+    source = "( ( ( [MAX 4 ) ( ( ( [MIN 2 ) 3 ) ] ) ) ] )"  # LRA's TSV form: the parentheses are dropped
+    ids = tokenizer(source)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(ids) == listops_tokens(source) == ["[MAX", "4", "[MIN", "2", "3", "]", "]"]
+    assert ids == tokenizer("[MAX 4 [MIN 2 3 ] ]")["input_ids"]
+    batch = tokenizer([source, "[SM 1 2 ]"], padding=True, return_tensors="pt")
+    assert model(**batch).logits.shape == (2, 10)
