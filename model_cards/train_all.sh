@@ -31,8 +31,14 @@ run() {  # run <key> <card name> <script> <args...>
 SELECTED="$*"
 
 if [ -z "${SELECTED}" ] || [[ " ${SELECTED} " == *" quickstart "* ]]; then
-    "$PYTHON" examples/quickstart.py --output_dir outputs/quickstart --max_steps 300
-    cp outputs/quickstart/itnet-mnist/README.md outputs/quickstart/results.json model_cards/itnet-tiny-mnist/
+    "$PYTHON" examples/quickstart.py --output_dir outputs/quickstart  # images, text and VQA, a few minutes
+    for saved_card in itnet-mnist:itnet-tiny-mnist itnet-rotten-tomatoes:itnet-tiny-rotten-tomatoes \
+                      itnet-easy-vqa:itnet-tiny-easy-vqa-quickstart; do
+        mkdir -p "model_cards/${saved_card#*:}"
+        cp "outputs/quickstart/${saved_card%%:*}/README.md" "outputs/quickstart/${saved_card%%:*}/results.json" \
+            "model_cards/${saved_card#*:}/"
+    done
+    cp outputs/quickstart/kernels.png model_cards/itnet-tiny-mnist/  # the three models' kernels and gates
 fi
 run glue itnet-tiny-sst2-rotten-tomatoes run_glue.py --task_name sst2 --dataset_name offline:rotten_tomatoes \
     --max_seq_length 64 --max_steps 500 --per_device_train_batch_size 32 --learning_rate 3e-3
