@@ -1,6 +1,8 @@
 """`transformers.pipeline` on ITNet: text classification and visual question answering on tiny models trained on
 real offline data (Rotten Tomatoes, easy-VQA), fill-mask and text generation."""
 
+import collections
+
 import numpy as np
 import pytest
 import torch
@@ -142,14 +144,34 @@ def vqa_model(tmp_path_factory):
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     trainer.save_model(str(output_dir / "model"))
     processor.save_pretrained(output_dir / "model")
-    return output_dir / "model", data["validation"].shuffle(seed=0).select(range(300)), losses
+    return output_dir / "model", data["validation"].shuffle(seed=0).select(range(300)), losses, data["train"]
+
+
+def question_only_baselines(train, validation) -> tuple[float, float]:
+    """Accuracies on `validation` of two guesses that never look at the image: the most frequent training answer,
+    and the most frequent training answer of each exact question string (every validation question occurs in train)."""
+    answers = collections.Counter()
+    per_question = collections.defaultdict(collections.Counter)
+    for question, label in zip(train["question"], train["label"]):
+        answers[label["ids"][0]] += 1
+        per_question[question][label["ids"][0]] += 1
+    targets = [label["ids"][0] for label in validation["label"]]
+    majority = np.mean([t == answers.most_common(1)[0][0] for t in targets])
+    prior = np.mean([t == per_question[q].most_common(1)[0][0] for q, t in zip(validation["question"], targets)])
+    return majority, prior
 
 
 def test_visual_question_answering_pipeline(vqa_model):
-    """The registered `itnet-visual-question-answering` pipeline answers from the model's answer vocabulary; trained
-    300 steps, it beats what the question alone allows (about 0.45 here: yes/no at chance, the most frequent shape
-    and colour) by a margin."""
-    path, validation, losses = vqa_model
+    """The registered `itnet-visual-question-answering` pipeline answers from the model's answer vocabulary.
+
+    Trained 300 steps, the model learns the question prior, not grounding: on these 300 questions the most frequent
+    answer scores 0.43 and the most frequent answer of each question string 0.62; the model scores about 0.65, and
+    about 0.64 with the images shuffled among the questions. So it is asserted to beat the answer-majority guess by a
+    margin and to come near the question-only guess, not to beat it. The image path itself works (the same model trained on the colour questions
+    alone answers them from the image within a few hundred steps); on easy-VQA's mix, three quarters yes/no, 300
+    steps are too few for the image to matter.
+    """
+    path, validation, losses, train = vqa_model
     assert losses[-1] < losses[0] / 2, losses
     vqa = pipeline("itnet-visual-question-answering", model=str(path))
     inputs = [{"image": row["image"], "question": row["question"]} for row in validation]
@@ -157,7 +179,9 @@ def test_visual_question_answering_pipeline(vqa_model):
     assert all(len(p) == 3 and [a["score"] for a in p] == sorted((a["score"] for a in p), reverse=True) for p in predictions)
     assert all(a["answer"] in EASY_VQA_ANSWERS and 0 <= a["score"] <= 1 for p in predictions for a in p)
     correct = [p[0]["answer"] == EASY_VQA_ANSWERS[row["label"]["ids"][0]] for p, row in zip(predictions, validation)]
-    assert np.mean(correct) > 0.55, np.mean(correct)
+    majority, question_prior = question_only_baselines(train, validation)  # 0.43, 0.62
+    assert np.mean(correct) > majority + 0.1, (np.mean(correct), majority, question_prior)
+    assert np.mean(correct) > question_prior - 0.1, (np.mean(correct), majority, question_prior)
     single = vqa(image=validation[0]["image"], question=validation[0]["question"], top_k=1)
     assert single[0]["answer"] == predictions[0][0]["answer"]
     with pytest.raises(ValueError, match="top_k"):
