@@ -442,6 +442,33 @@ def test_bf16_autocast_agrees_with_fp32(families):
     assert (low.float() - reference).abs().mean().item() < BF16_TOLERANCE / 5
 
 
+FP16_TOLERANCE = 1e-2  # max abs error of layer-normed outputs under fp16 autocast vs fp32 (fp16 has 3 more mantissa bits)
+
+
+@pytest.mark.parametrize("families", [["spectral", "low_rank"], ["ssm", "local"], ALL_FAMILIES], ids=lambda f: "+".join(f))
+def test_fp16_autocast_runs_ffts_in_float32_and_agrees_with_fp32(families, monkeypatch):
+    """Under float16 autocast on CPU every FFT sees float32 (complex64) inputs, and the outputs agree with fp32."""
+    seen = []
+    for name in ("rfft", "irfft", "rfftn", "irfftn", "fft", "ifft"):
+        original = getattr(torch.fft, name)
+
+        def spy(input, *args, _original=original, **kwargs):
+            seen.append(input.dtype)
+            return _original(input, *args, **kwargs)
+
+        monkeypatch.setattr(torch.fft, name, spy)
+    model = build(ITNetModel, kernel_families=families, max_position_embeddings=256)
+    input_ids = ids(2, 100)
+    with torch.no_grad():
+        reference = model(input_ids=input_ids).last_hidden_state
+        seen.clear()
+        with torch.autocast("cpu", dtype=torch.float16):
+            low = model(input_ids=input_ids).last_hidden_state
+    assert seen and set(seen) <= {torch.float32, torch.complex64}, set(seen)
+    assert torch.isfinite(low).all()
+    assert (low.float() - reference).abs().max().item() < FP16_TOLERANCE, (low.float() - reference).abs().max()
+
+
 @pytest.mark.parametrize("families", [[family] for family in ALL_FAMILIES], ids=lambda f: f[0])
 @pytest.mark.parametrize("causal", [False, True])
 def test_large_inputs_stay_finite(families, causal):
