@@ -18,62 +18,13 @@ import pytest
 import torch
 import torch._dynamo
 
-from itnet_testing import tiny_builders
-from modeling_itnet import (
-    ITNetForCausalLM,
-    ITNetForImageClassification,
-    ITNetForImagesAndTextClassification,
-    ITNetForMaskedLM,
-    ITNetForPointCloudClassification,
-    ITNetForSequenceClassification,
-    ITNetForVisualQuestionAnswering,
-    ITNetModel,
-)
+from itnet_testing import HEAD_CASES, tiny_builders
 
 
 ATOL, RTOL = 1e-5, 1e-4
 BACKEND = os.environ.get("ITNET_COMPILE_BACKEND")
 INDUCTOR_HEADS = ("image-classification", "sequence-classification")
-tiny_config, build = tiny_builders()
-
-
-def text(batch=2, length=8):
-    generator = torch.Generator().manual_seed(1)
-    attention_mask = torch.ones(batch, length, dtype=torch.long)
-    attention_mask[-1, length - 3 :] = 0  # one padded row: the mask is exercised
-    return {
-        "input_ids": torch.randint(0, tiny_config().vocab_size, (batch, length), generator=generator),
-        "attention_mask": attention_mask,
-    }
-
-
-def pixels(*shape):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(2))
-
-
-# name: (class, config overrides, inputs, output compared)
-HEADS = {
-    "model-text": (ITNetModel, {}, lambda: text(), "last_hidden_state"),
-    "model-image": (ITNetModel, {}, lambda: {"pixel_values": pixels(2, 3, 16, 16)}, "last_hidden_state"),
-    "sequence-classification": (ITNetForSequenceClassification, {}, lambda: text(), "logits"),
-    "image-classification": (
-        ITNetForImageClassification, {}, lambda: {"pixel_values": pixels(2, 3, 16, 16)}, "logits"
-    ),
-    "causal-lm": (ITNetForCausalLM, {"is_causal": True}, lambda: text(), "logits"),
-    "masked-lm": (ITNetForMaskedLM, {}, lambda: text(), "logits"),
-    "visual-question-answering": (
-        ITNetForVisualQuestionAnswering, {"num_labels": 5}, lambda: {**text(), "pixel_values": pixels(2, 3, 16, 16)},
-        "logits",
-    ),
-    "images-and-text": (
-        ITNetForImagesAndTextClassification, {}, lambda: {**text(), "pixel_values": pixels(2, 2, 3, 16, 16)}, "logits"
-    ),
-    "point-cloud": (
-        ITNetForPointCloudClassification, {"num_labels": 7},
-        lambda: {"points": pixels(2, 20, 3), "attention_mask": torch.tensor([[1] * 20, [1] * 15 + [0] * 5])},
-        "logits",
-    ),
-}
+_, build = tiny_builders()
 
 
 def backend_for(name):
@@ -87,9 +38,9 @@ def fresh_dynamo():
     torch._dynamo.reset()
 
 
-@pytest.mark.parametrize("name", list(HEADS))
+@pytest.mark.parametrize("name", list(HEAD_CASES))
 def test_compiled_head_matches_eager(name):
-    model_class, overrides, make_inputs, key = HEADS[name]
+    model_class, overrides, make_inputs, key = HEAD_CASES[name]
     model = build(model_class, **overrides)
     inputs = make_inputs()
     with torch.no_grad():
@@ -107,7 +58,7 @@ def test_compiled_head_matches_eager(name):
 def test_compiled_training_step_matches_eager(name):
     """Forward, the head's loss and backward compiled (AOTAutograd's joint graph, one graph): loss and every gradient
     as in eager mode."""
-    model_class, overrides, make_inputs, _ = HEADS[name]
+    model_class, overrides, make_inputs, _ = HEAD_CASES[name]
     inputs, labels = make_inputs(), torch.tensor([0, 1])
     results = []
     for compile_it in (False, True):

@@ -21,7 +21,6 @@ saved initial weights everywhere):
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ from filelock import FileLock
 from safetensors.torch import load_file
 
 from distributed_worker import train
-from itnet_testing import tiny_builders
+from itnet_testing import free_port, tiny_builders
 from modeling_itnet import ITNetForImageClassification
 
 
@@ -59,12 +58,6 @@ def run_launch(command: list[str], env: dict, timeout: int = 300) -> subprocess.
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=TESTS.parent)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_two_ranks(folder: Path) -> list[dict]:

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import pytest
 from huggingface_hub.errors import EntryNotFoundError, RemoteEntryNotFoundError
 
 from hub_server import LoopbackHub, Repo
+from itnet_testing import free_port
 
 
 TESTS = Path(__file__).resolve().parent
@@ -303,12 +303,6 @@ def test_missing_repo_file_and_revision_give_the_clients_errors(loopback):
 # --- pull through olah ---
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _git(*args, cwd):
     """git with a fixed identity and dates and no user or system config, so commits are reproducible."""
     env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
@@ -325,7 +319,7 @@ def running_olah(folder, **settings):
     cli = shutil.which("olah-cli") or str(Path(sys.executable).parent / "olah-cli")
     if not Path(cli).exists():
         pytest.skip("olah is not installed (pip install olah)")
-    port, offline = _free_port(), settings.pop("offline")
+    port, offline = free_port(), settings.pop("offline")
     basic = {"host": "127.0.0.1", "port": port, "repos-path": str(folder / "olah-cache"), **settings}
     config = folder / "olah.toml"
     config.write_text("[basic]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in basic.items())

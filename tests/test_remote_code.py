@@ -20,58 +20,24 @@ from PIL import Image
 from transformers import AutoTokenizer
 
 import modeling_itnet
-from itnet_testing import tiny_builders
-from modeling_itnet import (
-    AUTO_CLASSES,
-    ITNetForCausalLM,
-    ITNetForImageClassification,
-    ITNetForImagesAndTextClassification,
-    ITNetForMaskedLM,
-    ITNetForPointCloudClassification,
-    ITNetForSequenceClassification,
-    ITNetForVisualQuestionAnswering,
-    ITNetImageProcessorPil,
-    ITNetModel,
-    ITNetProcessor,
-)
+from itnet_testing import HEAD_CASES, tiny_builders
+from modeling_itnet import AUTO_CLASSES, ITNetForImageClassification, ITNetImageProcessorPil, ITNetProcessor
 
 
-tiny_config, build = tiny_builders(max_position_embeddings=64, num_labels=3)
+_, build = tiny_builders(max_position_embeddings=64, num_labels=3)
 
-# folder name -> (head, how the isolated environment loads it, config overrides)
-HEADS = {
-    "model": (ITNetModel, "AutoModel", {}),
-    "sequence": (ITNetForSequenceClassification, "AutoModelForSequenceClassification", {}),
-    "causal": (ITNetForCausalLM, "AutoModelForCausalLM", {"is_causal": True}),
-    "masked": (ITNetForMaskedLM, "AutoModelForMaskedLM", {}),
-    "image": (ITNetForImageClassification, "AutoModelForImageClassification", {}),
-    "vqa": (ITNetForVisualQuestionAnswering, "AutoModelForVisualQuestionAnswering", {}),
-    "pairs": (ITNetForImagesAndTextClassification, "modeling_itnet.ITNetForImagesAndTextClassification", {}),
-    "points": (ITNetForPointCloudClassification, "modeling_itnet.ITNetForPointCloudClassification", {}),
+# how the isolated environment loads each head of HEAD_CASES (the two without a transformers Auto class by name)
+LOADERS = {
+    "model-text": "AutoModel",
+    "model-image": "AutoModel",
+    "sequence-classification": "AutoModelForSequenceClassification",
+    "image-classification": "AutoModelForImageClassification",
+    "causal-lm": "AutoModelForCausalLM",
+    "masked-lm": "AutoModelForMaskedLM",
+    "visual-question-answering": "AutoModelForVisualQuestionAnswering",
+    "images-and-text": "modeling_itnet.ITNetForImagesAndTextClassification",
+    "point-cloud": "modeling_itnet.ITNetForPointCloudClassification",
 }
-
-
-def head_inputs(name: str) -> dict:
-    generator = torch.Generator().manual_seed(0)
-    text = {
-        "input_ids": torch.randint(0, 50, (2, 7), generator=generator),
-        "attention_mask": torch.tensor([[1] * 7, [1] * 5 + [0] * 2]),
-    }
-    image = torch.randn(2, 3, 16, 16, generator=generator)
-    return {
-        "model": text,
-        "sequence": text,
-        "causal": text,
-        "masked": text,
-        "image": {"pixel_values": image},
-        "vqa": {**text, "pixel_values": image},
-        "pairs": {**text, "pixel_values": torch.randn(2, 2, 3, 16, 16, generator=generator)},
-        "points": {"points": torch.randn(2, 20, 3, generator=generator)},
-    }[name]
-
-
-def output_of(name: str, outputs) -> torch.Tensor:
-    return outputs.last_hidden_state if name == "model" else outputs.logits
 
 
 LOADER = textwrap.dedent(
@@ -83,7 +49,7 @@ LOADER = textwrap.dedent(
     assert importlib.util.find_spec("modeling_itnet") is None, "modeling_itnet is importable"
     root, heads = sys.argv[1], json.loads(sys.argv[2])
     results = {}
-    for name, loader in heads.items():
+    for name, (loader, key) in heads.items():
         path = f"{root}/{name}"
         if loader.startswith("Auto"):
             model = getattr(transformers, loader).from_pretrained(path, trust_remote_code=True)
@@ -92,12 +58,12 @@ LOADER = textwrap.dedent(
         inputs = torch.load(f"{path}/inputs.pt")
         with torch.no_grad():
             outputs = model(**inputs)
-        results[name] = outputs.last_hidden_state if name == "model" else outputs.logits
+        results[name] = outputs[key]
         results[name + ":module"] = type(model).__module__
-        if name == "causal":
+        if name == "causal-lm":
             prompt = inputs["input_ids"][:1, :4]
             results["generated"] = model.generate(prompt, max_new_tokens=6, do_sample=False)
-        if name == "sequence":  # a head's folder names every other head: load the base model from it
+        if name == "sequence-classification":  # a head's folder names every other head: load the base model
             base = transformers.AutoModel.from_pretrained(path, trust_remote_code=True)
             results["base_from_sequence"] = type(base).__name__
 
@@ -155,19 +121,19 @@ def test_saved_folder_holds_the_code_and_an_auto_map_naming_every_head(tmp_path)
         "AutoConfig": "configuration_itnet.ITNetConfig",
         **{auto_class: f"modeling_itnet.{head.__name__}" for auto_class, head in AUTO_CLASSES.items()},
     }
-    assert set(AUTO_CLASSES) >= {loader for _, loader, _ in HEADS.values() if loader.startswith("Auto")}
+    assert set(AUTO_CLASSES) >= {loader for loader in LOADERS.values() if loader.startswith("Auto")}
 
 
 def test_every_head_and_the_processor_load_without_the_package(isolated_python, tmp_path):
     expected = {}
-    for name, (head, _, overrides) in HEADS.items():
+    for name, (head, overrides, make_inputs, key) in HEAD_CASES.items():
         model = build(head, **overrides)
         model.save_pretrained(tmp_path / name)
-        inputs = head_inputs(name)
+        inputs = make_inputs()
         torch.save(inputs, tmp_path / name / "inputs.pt")
         with torch.no_grad():
-            expected[name] = output_of(name, model(**inputs))
-        if name == "causal":
+            expected[name] = model(**inputs)[key]
+        if name == "causal-lm":
             expected["generated"] = model.generate(inputs["input_ids"][:1, :4], max_new_tokens=6, do_sample=False)
 
     tokenizer = AutoTokenizer.from_pretrained(modeling_itnet.tokenizer_path())
@@ -178,14 +144,14 @@ def test_every_head_and_the_processor_load_without_the_package(isolated_python, 
     torch.save(images, tmp_path / "processor" / "images.pt")
     texts = ["what shape is it?", "a red circle"]
 
-    heads = {name: loader for name, (_, loader, _) in HEADS.items()}
+    heads = {name: (LOADERS[name], key) for name, (_, _, _, key) in HEAD_CASES.items()}
     subprocess.run(
         [isolated_python, "-c", LOADER, str(tmp_path), json.dumps(heads)],
         cwd=tmp_path, env=isolated_env(tmp_path), check=True, timeout=600,
     )
     results = torch.load(tmp_path / "results.pt", weights_only=False)
 
-    for name in HEADS:
+    for name in HEAD_CASES:
         assert results[name + ":module"].startswith("transformers_modules."), results[name + ":module"]
         torch.testing.assert_close(results[name], expected[name], rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
     assert torch.equal(results["generated"], expected["generated"])
