@@ -156,6 +156,10 @@ def main():
         expected = 1 if is_regression else len(labels)
         if model.config.num_labels != expected:
             raise ValueError(f"The model has {model.config.num_labels} labels, the task {task!r} needs {expected}.")
+        if labels and list(model.config.id2label.values()) == [f"LABEL_{i}" for i in range(expected)]:
+            # a fresh head (e.g. from `python -m modeling_itnet.convert --num_labels`): name its labels after the task
+            model.config.id2label = dict(enumerate(labels))
+            model.config.label2id = {label: i for i, label in enumerate(labels)}
     else:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_path())
         label_kwargs = (

@@ -11,6 +11,9 @@ Importing the package registers every class with the matching Auto class, so `Au
 It also registers the classes for remote code (`register_for_auto_class`): `save_pretrained` then copies the module
 files beside the weights and writes an `auto_map` naming the config, every head, the image processor and the
 processor, so the folder loads with `trust_remote_code=True` where `modeling_itnet` is not installed.
+
+`modeling_itnet.convert_to_itnet(model, relax=False)` turns a transformers BERT, ViT, GPT-2 or Mamba model into the
+ITNet model computing the same function (`convert.py`; command line `python -m modeling_itnet.convert`).
 """
 
 import transformers
@@ -60,6 +63,17 @@ PIPELINE_REGISTRY.register_pipeline(
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """`convert_to_itnet` (BERT/ViT/GPT-2/Mamba → ITNet, `convert.py`), imported on first use so that
+    `python -m modeling_itnet.convert` runs the module once."""
+    if name == "convert_to_itnet":
+        from .convert import convert_to_itnet
+
+        return convert_to_itnet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ITNetCache",
     "ITNetConfig",
@@ -76,6 +90,7 @@ __all__ = [
     "ITNetPreTrainedModel",
     "ITNetProcessor",
     "ITNetVisualQuestionAnsweringPipeline",
+    "convert_to_itnet",
     "list_presets",
     "preset_config",
     "preset_path",

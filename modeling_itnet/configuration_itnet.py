@@ -1,5 +1,7 @@
 """ITNet model configuration."""
 
+import math
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
@@ -8,6 +10,10 @@ KERNEL_FAMILIES = ("spectral", "local", "low_rank", "softmax", "recurrent", "ssm
 """Kernel families an `ITNetConfig` may list in `kernel_families`."""
 
 HIDDEN_ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu", "swish", "tanh")
+
+GATE_ACTIVATIONS = ("sigmoid", "silu", "linear")
+"""Activations of the mixer's per-family gates: `sigmoid` (native ITNet), `silu` (Mamba's output gate), `linear`
+(`W u + b`; a constant gate of exactly 1 or 0 is then representable, which converted models use)."""
 
 
 @strict
@@ -25,7 +31,8 @@ class ITNetConfig(PreTrainedConfig):
         num_hidden_layers (`int`, defaults to 4): number of Integral Transform Blocks.
         num_attention_heads (`int`, defaults to 4): heads of the low-rank content kernel; must divide
             `hidden_size`.
-        intermediate_size (`int`, defaults to 1024): width of each block's feed-forward network.
+        intermediate_size (`int`, defaults to 1024): width of each block's feed-forward network; 0 builds blocks
+            without one (a mixer-only block, as Mamba's).
         hidden_act (`str`, defaults to `"gelu"`): activation of the feed-forward network and kernel MLPs.
         hidden_dropout_prob (`float`, defaults to 0.0): dropout on each residual branch.
         max_position_embeddings (`int`, defaults to 2048): the longest text sequence the model accepts. It also
@@ -72,6 +79,40 @@ class ITNetConfig(PreTrainedConfig):
         point_feature_size (`int`, defaults to 0): per-point features (e.g. normals, colours) that point-cloud
             models take beside the `[B, N, 3]` coordinates, as `point_features` `[B, N, point_feature_size]`.
 
+    Architectural options (defaults: native ITNet; other values describe converted models, see `convert.py`):
+
+        norm_position (`str`, defaults to `"pre"`): `"pre"`: `h + Sublayer(Norm(h))` and a final norm after the last
+            block; `"post"` (BERT): `Norm(h + Sublayer(h))` and no final norm.
+        norm_type (`str`, defaults to `"layer_norm"`): `"layer_norm"` or `"rms_norm"` (Mamba) for the block and
+            final norms.
+        position_embedding_type (`str`, defaults to `"relative"`): `"relative"`: positions enter only through the
+            kernels' offsets; `"absolute"`: a learned position embedding is also added to the tokens
+            (`max_position_embeddings` rows for text, one per patch of the `image_size` grid for images, plus one
+            for the class token), and inputs accept `position_ids`.
+        type_vocab_size (`int`, defaults to 0): token-type (segment) embeddings added to text tokens, read from
+            `token_type_ids` (BERT: 2); 0 for none.
+        embedding_norm (`bool`, defaults to `False`): a layer norm on the summed token embeddings (BERT).
+        image_cls_token (`bool`, defaults to `False`): prepend a learned class token to each image's patches (ViT).
+            It is a one-token segment of its own: the grid families act on the patches, the content families on all.
+        pooling (`str`, defaults to `"mean"`): `pooler_output` is the masked mean of the final states (`"mean"`) or
+            the first token's state (`"first"`: BERT's `[CLS]`, ViT's class token).
+        pooler_activation (`str`, optional): if set, `pooler_output` goes through a dense layer and this activation
+            (BERT and ViT: `"tanh"`).
+        gate_activation (`str`, defaults to `"sigmoid"`): activation of the mixer's per-family gates, one of
+            `GATE_ACTIVATIONS`.
+        value_size (`int`, optional): width `V` of the mixer's values (defaults to `hidden_size`; Mamba: its
+            `intermediate_size`).
+        short_conv_size (`int`, defaults to 0): if > 0, a depthwise convolution over this many positions (causal
+            when `is_causal`, with a bias, followed by `hidden_act`) is applied to the values before the kernels,
+            and the content kernels (`low_rank`, `softmax`, `recurrent`, `mlp`) read their features from the
+            convolved values instead of the block input (Mamba's short convolution).
+        recurrent_decay (`str`, defaults to `"head"`): the `"recurrent"` family's structure. `"head"`: a scalar
+            decay per head with per-head `B`, `C` (Mamba-2); `"channel"`: one recurrence per value channel with a
+            decay per channel and state, `B`, `C` shared by all channels and `Δ` through a rank-`recurrent_dt_rank`
+            projection (Mamba's selective scan).
+        recurrent_dt_rank (`int`, defaults to 0): rank of the `Δ` projection in `recurrent_decay="channel"`; 0 means
+            `ceil(hidden_size / 16)` (Mamba's `"auto"`).
+
     Example:
 
     ```python
@@ -109,6 +150,19 @@ class ITNetConfig(PreTrainedConfig):
     tie_word_embeddings: bool = True
     max_num_images: int = 2
     point_feature_size: int = 0
+    norm_position: str = "pre"
+    norm_type: str = "layer_norm"
+    position_embedding_type: str = "relative"
+    type_vocab_size: int = 0
+    embedding_norm: bool = False
+    image_cls_token: bool = False
+    pooling: str = "mean"
+    pooler_activation: str | None = None
+    gate_activation: str = "sigmoid"
+    value_size: int | None = None
+    short_conv_size: int = 0
+    recurrent_decay: str = "head"
+    recurrent_dt_rank: int = 0
 
     def __post_init__(self, **kwargs):
         self.kernel_families = list(self.kernel_families)
@@ -134,7 +188,6 @@ class ITNetConfig(PreTrainedConfig):
             "hidden_size",
             "num_hidden_layers",
             "num_attention_heads",
-            "intermediate_size",
             "max_position_embeddings",
             "image_size",
             "patch_size",
@@ -153,6 +206,27 @@ class ITNetConfig(PreTrainedConfig):
         for name in ("layer_norm_eps", "initializer_range"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
+        for name in ("intermediate_size", "type_vocab_size", "short_conv_size", "recurrent_dt_rank"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be >= 0 (0: none), got {getattr(self, name)}.")
+        if self.value_size is not None and self.value_size <= 0:
+            raise ValueError(f"`value_size` must be a positive integer or None (hidden_size), got {self.value_size}.")
+        choices = {
+            "norm_position": ("pre", "post"),
+            "norm_type": ("layer_norm", "rms_norm"),
+            "position_embedding_type": ("relative", "absolute"),
+            "pooling": ("mean", "first"),
+            "gate_activation": GATE_ACTIVATIONS,
+            "recurrent_decay": ("head", "channel"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"`{name}` must be one of {allowed}, got {getattr(self, name)!r}.")
+        if self.pooler_activation is not None and self.pooler_activation not in HIDDEN_ACTIVATIONS:
+            raise ValueError(
+                f"`pooler_activation` must be None (no pooler layer) or one of {HIDDEN_ACTIVATIONS}, got "
+                f"{self.pooler_activation!r}."
+            )
         if self.point_feature_size < 0:
             raise ValueError(f"`point_feature_size` must be >= 0 (0: coordinates only), got {self.point_feature_size}.")
         if self.mlp_kernel_samples < 0:
@@ -161,9 +235,9 @@ class ITNetConfig(PreTrainedConfig):
             raise ValueError(f"`recurrent_discretization` must be 'euler' or 'zoh', got {self.recurrent_discretization!r}.")
         if not 0.0 <= self.hidden_dropout_prob < 1.0:
             raise ValueError(f"`hidden_dropout_prob` must be in [0, 1), got {self.hidden_dropout_prob}.")
-        if self.hidden_size % self.num_attention_heads != 0:
+        if self.mixer_size % self.num_attention_heads != 0:
             raise ValueError(
-                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
+                f"`value_size` (or `hidden_size`, {self.mixer_size}) must be divisible by `num_attention_heads` "
                 f"({self.num_attention_heads})."
             )
         if self.image_size % self.patch_size != 0:
@@ -181,9 +255,19 @@ class ITNetConfig(PreTrainedConfig):
             raise ValueError(f"`kernel_families` lists a family twice: {self.kernel_families}.")
 
     @property
+    def mixer_size(self) -> int:
+        """Width `V` of the mixer's values: `value_size`, or `hidden_size` when None."""
+        return self.value_size or self.hidden_size
+
+    @property
+    def dt_rank(self) -> int:
+        """Rank of the `"channel"` recurrence's `Δ` projection (`recurrent_dt_rank`, 0: `ceil(hidden_size / 16)`)."""
+        return self.recurrent_dt_rank or math.ceil(self.hidden_size / 16)
+
+    @property
     def grid_size(self) -> int:
         """Patches per side of an `image_size` image."""
         return self.image_size // self.patch_size
 
 
-__all__ = ["ITNetConfig", "KERNEL_FAMILIES"]
+__all__ = ["GATE_ACTIVATIONS", "ITNetConfig", "KERNEL_FAMILIES"]

@@ -373,6 +373,8 @@ class ITNetRecurrentBranch(nn.Module):
         self.A_log = nn.Parameter(torch.zeros(num_heads))
         self.dt_bias = nn.Parameter(torch.zeros(num_heads))
 
+    chunk_size = 64  # tokens per chunk of `decay_low_rank_transform`
+
     def coefficients(self, hidden_states):
         """`(C, B̄, log a)`: `[B, H, N, R]`, `[B, H, N, R]`, `[B, H, N]`."""
         batch, length, _ = hidden_states.shape
@@ -391,14 +393,16 @@ class ITNetRecurrentBranch(nn.Module):
         _require_grid("recurrent", grid_shape)
         C, B, log_decay = self.coefficients(hidden_states)
         v = _split_heads(values, self.num_heads)
-        out, final_state = decay_low_rank_transform(C, B, v, log_decay, mask)
+        out, final_state = decay_low_rank_transform(C, B, v, log_decay, mask, chunk_size=self.chunk_size)
         if return_state:
             _require_causal("recurrent", self.is_causal)
             return _merge_heads(out), {"state": final_state}
         if not self.is_causal:
             # the same scan over the reversed sequence, flipped back; the s = t term is in both scans
             reversed_mask = None if mask is None else mask.flip(1)
-            backward, _ = decay_low_rank_transform(C.flip(2), B.flip(2), v.flip(2), log_decay.flip(2), reversed_mask)
+            backward, _ = decay_low_rank_transform(
+                C.flip(2), B.flip(2), v.flip(2), log_decay.flip(2), reversed_mask, chunk_size=self.chunk_size
+            )
             diagonal = (C * B).sum(-1, keepdim=True) * v
             if mask is not None:
                 diagonal = diagonal * mask[:, None, :, None].to(diagonal.dtype)
@@ -411,6 +415,46 @@ class ITNetRecurrentBranch(nn.Module):
         heads = value_t.view(value_t.shape[0], self.num_heads, -1)
         out, new_state = decay_low_rank_step(C, B, heads, log_decay, state["state"], mask_t)
         return out.reshape(value_t.shape).to(value_t.dtype), {"state": new_state}
+
+
+class ITNetSelectiveScanBranch(ITNetRecurrentBranch):
+    r"""Family `"recurrent"` with `recurrent_decay="channel"`: Mamba's selective scan, one recurrence per value channel
+    `c` with a decay per channel and state `n`,
+
+        K_c(t, s) = Σ_n C_t[n] · exp(A_{c,n} Σ_{s<τ≤t} Δ_{c,τ}) · B̄_{c,s}[n],
+        [ρ, B, C] = W_x u,    Δ_c = softplus(W_Δ ρ + b_Δ)_c,    A = −exp(A_log) `[V, R]`,
+
+    `ρ` of rank `dt_rank`, `B`, `C` `[B, N, R]` shared by all channels, `B̄_c = Δ_c B` (`"euler"`, Mamba's own) or the
+    zero-order hold. It is `ITNetRecurrentBranch`'s transform with one head per channel (head width 1) and the decay
+    per state (`log_decay` `[B, V, N, R]`), so forward, the bidirectional form and `step` are inherited.
+    """
+
+    chunk_size = 16  # the per-state decay holds [C, C, R] per channel and chunk
+
+    def __init__(self, hidden_size, channels, is_causal, state_size, dt_rank, discretization):
+        nn.Module.__init__(self)
+        if discretization not in ("euler", "zoh"):
+            raise ValueError(f"`discretization` must be 'euler' or 'zoh', got {discretization!r}.")
+        self.num_heads = channels
+        self.state_size = state_size
+        self.dt_rank = dt_rank
+        self.is_causal = is_causal
+        self.discretization = discretization
+        self.x_proj = nn.Linear(hidden_size, dt_rank + 2 * state_size, bias=False)  # ρ, B, C
+        self.dt_proj = nn.Linear(dt_rank, channels)  # its bias is b_Δ
+        self.A_log = nn.Parameter(torch.zeros(channels, state_size))
+
+    def coefficients(self, hidden_states):
+        """`(C, B̄, log a)`, each `[B, V, N, R]`."""
+        rho, B, C = self.x_proj(hidden_states).split([self.dt_rank, self.state_size, self.state_size], dim=-1)
+        delta = nn.functional.softplus(self.dt_proj(rho)).transpose(1, 2)  # [B, V, N]
+        A = -torch.exp(self.A_log.float())[:, None, :]  # [V, 1, R]
+        log_decay = delta.unsqueeze(-1) * A
+        if self.discretization == "euler":
+            B = delta.unsqueeze(-1) * B[:, None]
+        else:
+            B = (-torch.expm1(log_decay) / -A) * B[:, None]
+        return C[:, None].expand_as(B), B, log_decay
 
 
 class ITNetSSMBranch(nn.Module):
@@ -600,11 +644,37 @@ def segment_positions(segments, batch: int, device) -> torch.Tensor:
     return torch.cat(points, dim=1)
 
 
+class ITNetShortConv(nn.Module):
+    r"""A short convolution of the values before the kernels (Mamba's, and the short convolutions of GLA-style
+    models): `x_i = act(Σ_{δ ∈ window} k(δ) w_{i−δ} v_{i−δ} + b)`, the `"local"` family's window (causal when
+    `is_causal`) with a bias and an activation. Generation state: that of `ITNetLocalBranch`."""
+
+    def __init__(self, channels: int, window: int, is_causal: bool, activation: str):
+        super().__init__()
+        self.conv = ITNetLocalBranch(channels, window, is_causal)
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.act = ACT2FN[activation]
+
+    def forward(self, values, mask, grid_shape, return_state=False):
+        """`values` `[B, N, V]` on `grid_shape` → `[B, N, V]` (and the window state with `return_state`)."""
+        out = self.conv(None, values, mask, grid_shape, None, return_state=return_state)
+        if return_state:
+            out, state = out
+            return self.act(out + self.bias), state
+        return self.act(out + self.bias)
+
+    def step(self, value_t, mask_t, state):
+        """One token: `value_t` `[B, V]`, `mask_t` `[B]` → `(x_t [B, V], state)`."""
+        out, state = self.conv.step(None, value_t, mask_t, state, None)
+        return self.act(out + self.bias), state
+
+
 class ITNetMixer(nn.Module):
     r"""The Integral Transform mixer: a gated sum of kernel families applied to the same values,
 
-        y_i = W_o Σ_f σ(W_g,f u_i) ⊙ T_f(v)_i,        v = W_v u,
+        y_i = W_o Σ_f g(W_g,f u_i) ⊙ T_f(v)_i,        v = W_v u    (v = act(conv(W_v u)) with a short convolution),
 
+    `g` the gate activation (sigmoid by default),
     `T_f` the transform of family `f` (one `ITNet*Branch` each, in `self.branches`). Tokens sit on
 
     - one 1-D or 2-D grid (`grid_shape`, raster order): text, or an image's patches;
@@ -630,6 +700,11 @@ class ITNetMixer(nn.Module):
         value_size: width `V` of the values (default `D`).
         output_size: width of the output (default `D`).
         position_dims: coordinates of the positions the softmax bias takes (2: grids; 3: point clouds too).
+        gate_activation: `g`, one of `"sigmoid"`, `"silu"`, `"linear"`.
+        short_conv_size: window of an `ITNetShortConv` on the values (0: none); with one, the content families read
+            their features (queries, keys, `B`, `C`, `Δ`) from the convolved values instead of `u`.
+        recurrent_decay: `"head"` (`ITNetRecurrentBranch`) or `"channel"` (`ITNetSelectiveScanBranch`).
+        dt_rank: rank of the `"channel"` recurrence's `Δ` projection.
     """
 
     GRID_FAMILIES = ("spectral", "local", "ssm", "recurrent")
@@ -653,28 +728,42 @@ class ITNetMixer(nn.Module):
         value_size: int | None = None,
         output_size: int | None = None,
         position_dims: int = 2,
+        gate_activation: str = "sigmoid",
+        short_conv_size: int = 0,
+        recurrent_decay: str = "head",
+        dt_rank: int = 1,
     ):
         super().__init__()
         value_size = value_size or hidden_size
         self.kernel_families = list(kernel_families)
         self.is_causal = is_causal
         self.value = nn.Linear(hidden_size, value_size)
+        self.short_conv = ITNetShortConv(value_size, short_conv_size, is_causal, activation) if short_conv_size else None
+        features = value_size if short_conv_size else hidden_size  # the width the content families read
+        recurrent = {
+            "head": lambda: ITNetRecurrentBranch(
+                features, value_size, num_heads, is_causal, state_size, recurrent_discretization
+            ),
+            "channel": lambda: ITNetSelectiveScanBranch(
+                features, value_size, is_causal, state_size, dt_rank, recurrent_discretization
+            ),
+        }
+        if recurrent_decay not in recurrent:
+            raise ValueError(f"`recurrent_decay` must be 'head' or 'channel', got {recurrent_decay!r}.")
         builders = {
             "spectral": lambda: ITNetSpectralBranch(
                 value_size, num_frequencies, kernel_mlp_size, activation, is_causal, kernel_spectral_norm
             ),
             "local": lambda: ITNetLocalBranch(value_size, local_window, is_causal),
-            "low_rank": lambda: ITNetLowRankBranch(hidden_size, value_size, num_heads, is_causal),
+            "low_rank": lambda: ITNetLowRankBranch(features, value_size, num_heads, is_causal),
             "softmax": lambda: ITNetSoftmaxBranch(
-                hidden_size, value_size, num_heads, is_causal, softmax_relative_bias, num_frequencies, kernel_mlp_size,
+                features, value_size, num_heads, is_causal, softmax_relative_bias, num_frequencies, kernel_mlp_size,
                 activation, position_dims,
             ),
-            "recurrent": lambda: ITNetRecurrentBranch(
-                hidden_size, value_size, num_heads, is_causal, state_size, recurrent_discretization
-            ),
+            "recurrent": recurrent[recurrent_decay],
             "ssm": lambda: ITNetSSMBranch(value_size, state_size, is_causal),
             "mlp": lambda: ITNetMLPKernelBranch(
-                hidden_size, num_heads, is_causal, num_frequencies, kernel_mlp_size, activation,
+                features, num_heads, is_causal, num_frequencies, kernel_mlp_size, activation,
                 mlp_kernel_samples, mlp_kernel_tile_size, kernel_spectral_norm,
             ),
         }
@@ -683,6 +772,7 @@ class ITNetMixer(nn.Module):
             raise ValueError(f"`kernel_families` contains unknown families {unknown}; expected some of {list(builders)}.")
         self.branches = nn.ModuleDict({family: builders[family]() for family in self.kernel_families})
         self.gate = nn.Linear(hidden_size, len(self.kernel_families) * value_size)
+        self.gate_act = ACT2FN[gate_activation]
         self.output = nn.Linear(value_size, output_size or hidden_size)
 
     def forward(
@@ -709,15 +799,29 @@ class ITNetMixer(nn.Module):
                 raise ValueError(f"`segments` {segments} do not add up to the sequence length {length}.")
             positions = segment_positions(segments, batch, hidden_states.device)
         values = self.value(hidden_states)
-        gates = torch.sigmoid(self.gate(hidden_states)).view(batch, length, len(self.branches), -1)
-        mixed, states = 0, {}
+        states = {}
+        if self.short_conv is not None:
+            if segments is not None:
+                values = torch.cat(
+                    [self.short_conv(values[:, start:end], None if mask is None else mask[:, start:end], grid)
+                     for start, end, grid, _ in segment_spans(segments)], dim=1,
+                )  # fmt: skip
+            elif grid_shape is None:
+                raise ValueError("`short_conv_size` > 0 needs tokens on a grid (text or image patches), not points.")
+            elif return_state:
+                values, states["short_conv"] = self.short_conv(values, mask, grid_shape, return_state=True)
+            else:
+                values = self.short_conv(values, mask, grid_shape)
+        features = hidden_states if self.short_conv is None else values
+        gates = self.gate_act(self.gate(hidden_states)).view(batch, length, len(self.branches), -1)
+        mixed = 0
         for f, (family, branch) in enumerate(self.branches.items()):
             if segments is not None and family in self.GRID_FAMILIES:
-                out = self._per_segment(branch, hidden_states, values, mask, segments)
+                out = self._per_segment(branch, features, values, mask, segments)
             elif segments is not None and family == "softmax":
-                out = branch(hidden_states, values, mask, None, None, positions, segments=segments)
+                out = branch(features, values, mask, None, None, positions, segments=segments)
             else:
-                out = branch(hidden_states, values, mask, grid_shape, length_scale, positions, return_state=return_state)
+                out = branch(features, values, mask, grid_shape, length_scale, positions, return_state=return_state)
             if return_state:
                 out, states[family] = out
             mixed = mixed + gates[:, :, f] * out
@@ -746,16 +850,17 @@ class ITNetMixer(nn.Module):
             raise ValueError("`ITNetMixer.step` continues a causal sequence; build the mixer with `is_causal=True`.")
         batch, length, _ = hidden_states.shape
         values = self.value(hidden_states)
-        gates = torch.sigmoid(self.gate(hidden_states)).view(batch, length, len(self.branches), -1)
+        gates = self.gate_act(self.gate(hidden_states)).view(batch, length, len(self.branches), -1)
         weights = hidden_states.new_ones(batch, length) if mask is None else mask
         states = dict(states)
         mixed = []
         for n in range(length):
-            token = 0
+            token, value, features = 0, values[:, n], hidden_states[:, n]
+            if self.short_conv is not None:
+                value, states["short_conv"] = self.short_conv.step(value, weights[:, n], states["short_conv"])
+                features = value
             for f, (family, branch) in enumerate(self.branches.items()):
-                out, states[family] = branch.step(
-                    hidden_states[:, n], values[:, n], weights[:, n], states[family], length_scale
-                )
+                out, states[family] = branch.step(features, value, weights[:, n], states[family], length_scale)
                 token = token + gates[:, n, f] * out
             mixed.append(token)
         return self.output(torch.stack(mixed, dim=1)), states
@@ -775,24 +880,55 @@ class ITNetFeedForward(nn.Module):
 
 
 class ITNetTextEmbeddings(nn.Module):
-    """Token embeddings: `input_ids [B, N] → [B, N, D]`. Positions enter through the relative kernels only."""
+    """Token embeddings: `input_ids [B, N] → [B, N, D]`. Natively, positions enter through the relative kernels only;
+    converted models (BERT, GPT-2) also add learned absolute positions (`max_positions > 0`) and token types
+    (`type_vocab_size > 0`), and normalise the sum (`layer_norm_eps` given), in `add_positions_and_types`."""
 
-    def __init__(self, vocab_size: int, hidden_size: int):
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        max_positions: int = 0,
+        type_vocab_size: int = 0,
+        layer_norm_eps: float | None = None,
+    ):
         super().__init__()
         self.word_embeddings = nn.Embedding(vocab_size, hidden_size)
+        self.position_embeddings = nn.Embedding(max_positions, hidden_size) if max_positions else None
+        self.token_type_embeddings = nn.Embedding(type_vocab_size, hidden_size) if type_vocab_size else None
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if layer_norm_eps else None
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.word_embeddings(input_ids)
 
+    def add_positions_and_types(
+        self, embeddings: torch.Tensor, position_ids: torch.Tensor | None, token_type_ids: torch.Tensor | None
+    ) -> torch.Tensor:
+        """`embeddings` `[B, N, D]` plus the position embeddings of `position_ids` `[B or 1, N]` and the token-type
+        embeddings of `token_type_ids` `[B, N]` (each where this module has a table), then the norm if any."""
+        if self.position_embeddings is not None:
+            embeddings = embeddings + self.position_embeddings(position_ids)
+        if self.token_type_embeddings is not None:
+            embeddings = embeddings + self.token_type_embeddings(token_type_ids)
+        return embeddings if self.norm is None else self.norm(embeddings)
+
 
 class ITNetPatchEmbeddings(nn.Module):
-    """Non-overlapping patches: `pixel_values [B, C, H, W] → [B, H/p, W/p, D]` (a 2-D grid of tokens)."""
+    """Non-overlapping patches: `pixel_values [B, C, H, W] → [B, H/p, W/p, D]` (a 2-D grid of tokens).
 
-    def __init__(self, num_channels: int, hidden_size: int, patch_size: int):
+    Converted models (ViT) also have a learned class token (`cls_token`) and absolute position embeddings for the
+    `grid_size x grid_size` grid they were trained on (`grid_size > 0`), added by `tokens`."""
+
+    def __init__(self, num_channels: int, hidden_size: int, patch_size: int, cls_token: bool = False, grid_size: int = 0):
         super().__init__()
         self.num_channels = num_channels
         self.patch_size = patch_size
+        self.grid_size = grid_size
         self.projection = nn.Conv2d(num_channels, hidden_size, kernel_size=patch_size, stride=patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_size)) if cls_token else None
+        self.position_embeddings = (
+            nn.Parameter(torch.zeros(1, int(cls_token) + grid_size**2, hidden_size)) if grid_size else None
+        )
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if pixel_values.ndim != 4 or pixel_values.shape[1] != self.num_channels:
@@ -807,6 +943,36 @@ class ITNetPatchEmbeddings(nn.Module):
                 f"got {height}x{width}."
             )
         return self.projection(pixel_values).permute(0, 2, 3, 1)
+
+    def tokens(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
+        """`[B, C, H, W]` → `[B, (1 +) h·w, D]`: the patches in raster order, after the class token if any, plus the
+        position embeddings if any."""
+        grid = self(pixel_values)
+        batch, height, width, channels = grid.shape
+        tokens = grid.reshape(batch, height * width, channels)
+        if self.cls_token is not None:
+            tokens = torch.cat([self.cls_token.expand(batch, -1, -1).to(tokens.dtype), tokens], dim=1)
+        if self.position_embeddings is not None:
+            tokens = tokens + self.positions(height, width, interpolate_pos_encoding).to(tokens.dtype)
+        return tokens
+
+    def positions(self, height: int, width: int, interpolate: bool) -> torch.Tensor:
+        """Position embeddings `[1, (1 +) height·width, D]` for a `height x width` patch grid: the table itself on
+        its own grid; otherwise, with `interpolate`, the patch part resized bicubically (as ViT's
+        `interpolate_pos_encoding`), the class token's entry unchanged."""
+        table = self.position_embeddings
+        if (height, width) == (self.grid_size, self.grid_size):
+            return table
+        if not interpolate:
+            raise ValueError(
+                f"Images of {height}x{width} patches do not match the {self.grid_size}x{self.grid_size} patch grid of "
+                "the position embeddings (`config.image_size`); resize them, or pass `interpolate_pos_encoding=True` "
+                "to interpolate the position embeddings."
+            )
+        first = int(self.cls_token is not None)
+        patches = table[:, first:].reshape(1, self.grid_size, self.grid_size, -1).permute(0, 3, 1, 2)
+        patches = nn.functional.interpolate(patches, size=(height, width), mode="bicubic", align_corners=False)
+        return torch.cat([table[:, :first], patches.permute(0, 2, 3, 1).reshape(1, height * width, -1)], dim=1)
 
 
 class ITNetPointEmbeddings(nn.Module):
@@ -849,6 +1015,8 @@ __all__ = [
     "ITNetPointEmbeddings",
     "ITNetRecurrentBranch",
     "ITNetSSMBranch",
+    "ITNetSelectiveScanBranch",
+    "ITNetShortConv",
     "ITNetSoftmaxBranch",
     "ITNetSpectralBranch",
     "ITNetSpectralKernel",

@@ -1,12 +1,17 @@
 r"""PyTorch ITNet: a stack of Integral Transform Blocks over text tokens (a 1-D grid) or image patches (a 2-D grid).
 
-Each block is pre-norm:
+Each block is pre-norm (natively):
 
-    h = h + Dropout(Mixer(LayerNorm(h)))          the integral transform, `layers_itnet.ITNetMixer`
-    h = h + Dropout(FeedForward(LayerNorm(h)))
+    h = h + Dropout(Mixer(Norm(h)))          the integral transform, `layers_itnet.ITNetMixer`
+    h = h + Dropout(FeedForward(Norm(h)))
 
-Positions enter only through the relative (stationary) kernels, so padding is exact: padded tokens get
-quadrature weight 0, no sum sees them, and the real tokens' outputs equal those of the unpadded sequence.
+or post-norm (`config.norm_position="post"`, as BERT): `h = Norm(h + Dropout(Mixer(h)))`, then the same for the
+feed-forward network; `config.intermediate_size=0` leaves it out (Mamba's blocks).
+
+Natively, positions enter only through the relative (stationary) kernels, so padding is exact: padded tokens get
+quadrature weight 0, no sum sees them, and the real tokens' outputs equal those of the unpadded sequence. Converted
+models with absolute position embeddings (`config.position_embedding_type="absolute"`) take `position_ids` as BERT
+and GPT-2 do (right padding is exact; left-padded inputs need the `position_ids` that `generate` computes).
 
 Inputs are validated before any block runs. The checks of tensor values (token ids in range, 0/1 masks, rows with a
 real token, label ranges, finite points) are skipped while `torch.compile` or `torch.export` traces
@@ -45,6 +50,7 @@ from .layers_itnet import (
     ITNetLocalBranch,
     ITNetMixer,
     ITNetRecurrentBranch,
+    ITNetSelectiveScanBranch,
     ITNetSSMBranch,
     ITNetPatchEmbeddings,
     ITNetPointEmbeddings,
@@ -198,6 +204,28 @@ def _batch_size(*inputs) -> int | None:
     return next((x.shape[0] for x in inputs if isinstance(x, torch.Tensor) and x.ndim > 0), None)
 
 
+def make_norm(config: ITNetConfig) -> nn.Module:
+    """The normalisation `config.norm_type` names, over `hidden_size`."""
+    if config.norm_type == "rms_norm":
+        return nn.RMSNorm(config.hidden_size, eps=config.layer_norm_eps)
+    return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+
+def check_index_tensor(tensor, argument: str, shape: tuple[int, ...], size: int, field: str):
+    """`tensor` must be an integer tensor of `shape` (a leading 1 broadcasts over the batch) with values in
+    `[0, size)`, `size` the config field `field`."""
+    if not isinstance(tensor, torch.Tensor) or tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+        got = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        raise TypeError(f"`{argument}` must be an integer tensor, got {got}.")
+    if tensor.ndim != 2 or tensor.shape[1] != shape[1] or tensor.shape[0] not in (1, shape[0]):
+        raise ValueError(f"`{argument}` must have shape {list(shape)} (or [1, {shape[1]}]), got {list(tensor.shape)}.")
+    if not torch.compiler.is_compiling() and (tensor.min() < 0 or tensor.max() >= size):
+        raise ValueError(
+            f"`{argument}` must hold values in [0, {field}={size}), got values in [{tensor.min().item()}, "
+            f"{tensor.max().item()}]."
+        )
+
+
 def classification_loss(loss_function, labels, logits, config, num_items_in_batch=None, **kwargs) -> torch.Tensor:
     """`loss_function` (`ForSequenceClassificationLoss`) normalised by the Trainer's `num_items_in_batch` for every
     `config.problem_type`. The single-label cross-entropy divides its sum by it already; the regression (MSE) and
@@ -281,7 +309,8 @@ class ITNetLayer(GradientCheckpointingLayer):
     ):
         super().__init__()
         self.layer_idx = layer_idx
-        self.mixer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_norm = config.norm_position == "post"
+        self.mixer_norm = make_norm(config)
         self.mixer = ITNetMixer(
             hidden_size=config.hidden_size,
             num_heads=config.num_attention_heads,
@@ -297,10 +326,19 @@ class ITNetLayer(GradientCheckpointingLayer):
             mlp_kernel_samples=config.mlp_kernel_samples,
             mlp_kernel_tile_size=config.mlp_kernel_tile_size,
             kernel_spectral_norm=config.kernel_spectral_norm,
+            value_size=config.mixer_size,
             position_dims=position_dims,
+            gate_activation=config.gate_activation,
+            short_conv_size=config.short_conv_size,
+            recurrent_decay=config.recurrent_decay,
+            dt_rank=config.dt_rank,
         )
-        self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.ffn = ITNetFeedForward(config.hidden_size, config.intermediate_size, config.hidden_act)
+        self.ffn_norm = make_norm(config) if config.intermediate_size else None
+        self.ffn = (
+            ITNetFeedForward(config.hidden_size, config.intermediate_size, config.hidden_act)
+            if config.intermediate_size
+            else None
+        )
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
@@ -315,7 +353,7 @@ class ITNetLayer(GradientCheckpointingLayer):
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         """The token layout is a grid (`grid_shape`, `length_scale`), `segments` or `positions`: see `ITNetMixer`."""
-        normed = self.mixer_norm(hidden_states)
+        normed = hidden_states if self.post_norm else self.mixer_norm(hidden_states)
         if past_key_values is None:
             mixed = self.mixer(normed, mask, grid_shape, length_scale, positions, segments=segments)
         elif past_key_values.states[self.layer_idx] is None:  # the prompt: the full forward, keeping the states
@@ -327,6 +365,12 @@ class ITNetLayer(GradientCheckpointingLayer):
                 normed, mask, length_scale, past_key_values.states[self.layer_idx]
             )
         hidden_states = hidden_states + self.dropout(mixed)
+        if self.post_norm:
+            hidden_states = self.mixer_norm(hidden_states)
+        if self.ffn is None:
+            return hidden_states
+        if self.post_norm:
+            return self.ffn_norm(hidden_states + self.dropout(self.ffn(hidden_states)))
         return hidden_states + self.dropout(self.ffn(self.ffn_norm(hidden_states)))
 
 
@@ -408,6 +452,18 @@ class ITNetPreTrainedModel(PreTrainedModel):
             init.copy_(module.log_decay, rates)
         elif isinstance(module, ITNetLocalBranch):
             init.normal_(module.table, std=1.0 / module.window)
+        elif isinstance(module, ITNetPatchEmbeddings):
+            for parameter in (module.cls_token, module.position_embeddings):
+                if parameter is not None:
+                    init.trunc_normal_(parameter, std=self.config.initializer_range)
+        elif isinstance(module, nn.RMSNorm):
+            init.ones_(module.weight)
+        elif isinstance(module, ITNetSelectiveScanBranch):
+            # Mamba: A_n = n (n = 1 .. R) in every channel, Δ = softplus(b_Δ) log-uniform in [1e-3, 1e-1]
+            channels, states = module.A_log.shape
+            init.copy_(module.A_log, torch.log(torch.arange(1, states + 1, dtype=torch.float32)).expand(channels, states))
+            dt = torch.exp(torch.linspace(math.log(1e-3), math.log(1e-1), channels))
+            init.copy_(module.dt_proj.bias, dt + torch.log(-torch.expm1(-dt)))
         elif isinstance(module, ITNetRecurrentBranch):
             # Mamba-2: A uniform in [1, 16], Δ = softplus(dt_bias) log-uniform in [1e-3, 1e-1]
             heads = module.A_log.numel()
@@ -439,7 +495,8 @@ class ITNetModel(ITNetPreTrainedModel):
       a grid (`ITNetMixer.GRID_FAMILIES`) do not apply; a point-cloud trunk builds the content families of
       `config.kernel_families` only (`low_rank`, `softmax`, `mlp`), the softmax bias over 3-D offsets.
 
-    `pooler_output` is the mean of the final hidden states over the real (unmasked) tokens.
+    `pooler_output` is the mean of the final hidden states over the real (unmasked) tokens, or the first token's
+    (`config.pooling="first"`), through a dense layer and `config.pooler_activation` if set (BERT's pooler).
 
     Args:
         config: the model configuration.
@@ -457,11 +514,26 @@ class ITNetModel(ITNetPreTrainedModel):
                 f"`modalities` must be a non-empty subset of ('text', 'image'), or ('points',); got {modalities}."
             )
         self.modalities = modalities
+        absolute = config.position_embedding_type == "absolute"
         self.text_embeddings = (
-            ITNetTextEmbeddings(config.vocab_size, config.hidden_size) if "text" in modalities else None
+            ITNetTextEmbeddings(
+                config.vocab_size,
+                config.hidden_size,
+                max_positions=config.max_position_embeddings if absolute else 0,
+                type_vocab_size=config.type_vocab_size,
+                layer_norm_eps=config.layer_norm_eps if config.embedding_norm else None,
+            )
+            if "text" in modalities
+            else None
         )
         self.image_embeddings = (
-            ITNetPatchEmbeddings(config.num_channels, config.hidden_size, config.patch_size)
+            ITNetPatchEmbeddings(
+                config.num_channels,
+                config.hidden_size,
+                config.patch_size,
+                cls_token=config.image_cls_token,
+                grid_size=config.grid_size if absolute else 0,
+            )
             if "image" in modalities
             else None
         )
@@ -480,12 +552,17 @@ class ITNetModel(ITNetPreTrainedModel):
                     f"Point clouds need a content kernel family in `kernel_families` ({list(self.POINT_FAMILIES)}); "
                     f"got {config.kernel_families}, whose families all need a grid."
                 )
+            if config.short_conv_size:
+                raise ValueError("Point clouds have no grid for the short convolution: set `short_conv_size=0`.")
             position_dims = 3
             self.point_embeddings = ITNetPointEmbeddings(config.point_feature_size, config.hidden_size)
         self.layers = nn.ModuleList(
             [ITNetLayer(config, layer_idx, families, position_dims) for layer_idx in range(config.num_hidden_layers)]
         )
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        # post-norm blocks end normalised: no final norm
+        self.norm = make_norm(config) if config.norm_position == "pre" else nn.Identity()
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if config.pooler_activation else None
+        self.pooler_act = ACT2FN[config.pooler_activation] if config.pooler_activation else None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -504,9 +581,14 @@ class ITNetModel(ITNetPreTrainedModel):
         if getattr(self, f"{modality}_embeddings") is None:
             raise ValueError(f"`{argument}` given, but this model has no {modality} encoder (modalities={self.modalities}).")
 
-    def _embed(self, input_ids, attention_mask, inputs_embeds, pixel_values, points, point_features) -> tuple:
+    def _embed(
+        self, input_ids, attention_mask, inputs_embeds, pixel_values, points, point_features, text_extras, interpolate
+    ) -> tuple:
         """Returns `hidden_states [B, N, D]`, the quadrature mask `[B, N]` or None, and the layout (the keyword
-        arguments of `ITNetLayer`: `grid_shape` and `length_scale`, or `segments`, or `positions`)."""
+        arguments of `ITNetLayer`: `grid_shape` and `length_scale`, or `segments`, or `positions`). `text_extras`:
+        `(position_ids, token_type_ids, past)` of the text tokens; `interpolate`: `interpolate_pos_encoding`."""
+        if points is not None and any(x is not None for x in text_extras[:2]):
+            raise ValueError("`position_ids` and `token_type_ids` describe text tokens; points take none.")
         if input_ids is not None and inputs_embeds is not None:
             raise ValueError("Pass either `input_ids` or `inputs_embeds`, not both.")
         text = input_ids is not None or inputs_embeds is not None
@@ -519,7 +601,7 @@ class ITNetModel(ITNetPreTrainedModel):
         if not text and pixel_values is None:
             raise ValueError("Pass `input_ids` or `inputs_embeds` (text), `pixel_values` (images), both, or `points`.")
         if pixel_values is None:
-            hidden_states, mask, grid, scale = self._embed_text(input_ids, attention_mask, inputs_embeds)
+            hidden_states, mask, grid, scale = self._embed_text(input_ids, attention_mask, inputs_embeds, *text_extras)
             return hidden_states, mask, {"grid_shape": grid, "length_scale": scale}
         if not text:
             if attention_mask is not None:
@@ -529,11 +611,15 @@ class ITNetModel(ITNetPreTrainedModel):
                     "`pixel_values` of shape [batch, num_images, channels, height, width] go with text (image + text "
                     "inputs); a batch of images alone is [batch, channels, height, width]."
                 )
-            hidden_states, grid, scale = self._embed_image(pixel_values)
-            return hidden_states, None, {"grid_shape": grid, "length_scale": scale}
-        return self._embed_image_text(input_ids, attention_mask, inputs_embeds, pixel_values)
+            if any(x is not None for x in text_extras[:2]):
+                raise ValueError("`position_ids` and `token_type_ids` describe text tokens; pass none with images alone.")
+            hidden_states, segments = self._embed_image(pixel_values, interpolate)
+            if len(segments) > 1:  # the class token, then the patch grid
+                return hidden_states, None, {"segments": segments}
+            return hidden_states, None, {"grid_shape": segments[0][0], "length_scale": segments[0][1]}
+        return self._embed_image_text(input_ids, attention_mask, inputs_embeds, pixel_values, text_extras, interpolate)
 
-    def _embed_text(self, input_ids, attention_mask, inputs_embeds):
+    def _embed_text(self, input_ids, attention_mask, inputs_embeds, position_ids=None, token_type_ids=None, past=0):
         self._require("text", "input_ids" if input_ids is not None else "inputs_embeds")
         if input_ids is not None:
             if not isinstance(input_ids, torch.Tensor):
@@ -568,13 +654,36 @@ class ITNetModel(ITNetPreTrainedModel):
             raise ValueError(
                 f"Sequence length {length} exceeds `max_position_embeddings` ({self.config.max_position_embeddings})."
             )
+        hidden_states = self._add_positions_and_types(hidden_states, position_ids, token_type_ids, past)
         mask = None
         if attention_mask is not None:
             mask = quadrature_mask(attention_mask, (batch, length), hidden_states.dtype)
         return hidden_states, mask, (length,), (float(self.config.max_position_embeddings),)
 
-    def _embed_image(self, pixel_values):
-        """`[B, C, H, W]` → `[B, h·w, D]` patch tokens, the grid `(h, w)` and its length scale."""
+    def _add_positions_and_types(self, hidden_states, position_ids, token_type_ids, past):
+        """Absolute position and token-type embeddings where the config has them (BERT, GPT-2); `position_ids`
+        default to `past, past + 1, ...` and `token_type_ids` to 0, as in BERT and GPT-2."""
+        embeddings, (batch, length) = self.text_embeddings, hidden_states.shape[:2]
+        if embeddings.position_embeddings is None and position_ids is not None:
+            raise ValueError(
+                "`position_ids` given, but this model has no absolute position embeddings "
+                "(`config.position_embedding_type='relative'`: positions are the offsets the kernels see)."
+            )
+        if embeddings.token_type_embeddings is None and token_type_ids is not None:
+            raise ValueError("`token_type_ids` given, but this model has no token-type embeddings (`config.type_vocab_size=0`).")
+        if embeddings.position_embeddings is not None:
+            if position_ids is None:
+                position_ids = torch.arange(past, past + length, device=hidden_states.device)[None]
+            check_index_tensor(position_ids, "position_ids", (batch, length), self.config.max_position_embeddings, "max_position_embeddings")
+        if embeddings.token_type_embeddings is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros(1, length, dtype=torch.long, device=hidden_states.device)
+            check_index_tensor(token_type_ids, "token_type_ids", (batch, length), self.config.type_vocab_size, "type_vocab_size")
+        return embeddings.add_positions_and_types(hidden_states, position_ids, token_type_ids)
+
+    def _embed_image(self, pixel_values, interpolate_pos_encoding=False):
+        """`[B, C, H, W]` → the tokens `[B, (1 +) h·w, D]` and their segments: `[((h, w), length_scale)]`, after
+        `((1,), (1.0,))` for the class token if the config has one."""
         self._require("image", "pixel_values")
         if not isinstance(pixel_values, torch.Tensor):
             raise TypeError(f"`pixel_values` must be a torch.Tensor, got {type(pixel_values).__name__}.")
@@ -583,16 +692,21 @@ class ITNetModel(ITNetPreTrainedModel):
                 f"`pixel_values` images of {pixel_values.shape[-2]}x{pixel_values.shape[-1]} are smaller than one "
                 f"patch (patch_size={self.config.patch_size}); height and width must be positive multiples of it."
             )
-        grid = self.image_embeddings(pixel_values.to(self.image_embeddings.projection.weight.dtype))
-        batch, height, width, channels = grid.shape
+        tokens = self.image_embeddings.tokens(
+            pixel_values.to(self.image_embeddings.projection.weight.dtype), interpolate_pos_encoding
+        )
+        height, width = (size // self.config.patch_size for size in pixel_values.shape[-2:])
         scale = float(self.config.grid_size)
-        return grid.reshape(batch, height * width, channels), (height, width), (scale, scale)
+        segments = [((height, width), (scale, scale))]
+        if self.image_embeddings.cls_token is not None:
+            segments.insert(0, ((1,), (1.0,)))
+        return tokens, segments
 
-    def _embed_image_text(self, input_ids, attention_mask, inputs_embeds, pixel_values):
+    def _embed_image_text(self, input_ids, attention_mask, inputs_embeds, pixel_values, text_extras, interpolate):
         """Text tokens then each image's patches, with their modality embeddings, as `segments`."""
         if self.modality_embeddings is None:
             raise ValueError(f"Image + text inputs need a model with both encoders (modalities={self.modalities}).")
-        text, text_mask, text_grid, text_scale = self._embed_text(input_ids, attention_mask, inputs_embeds)
+        text, text_mask, text_grid, text_scale = self._embed_text(input_ids, attention_mask, inputs_embeds, *text_extras)
         images = pixel_values[:, None] if pixel_values.ndim == 4 else pixel_values
         if images.ndim != 5 or images.shape[0] != text.shape[0]:
             raise ValueError(
@@ -606,9 +720,9 @@ class ITNetModel(ITNetPreTrainedModel):
         types = self.modality_embeddings.weight
         tokens, segments = [text + types[0]], [(text_grid, text_scale)]
         for index in range(images.shape[1]):
-            patches, grid, scale = self._embed_image(images[:, index])
+            patches, image_segments = self._embed_image(images[:, index], interpolate)
             tokens.append(patches + types[1 + index])
-            segments.append((grid, scale))
+            segments.extend(image_segments)
         hidden_states = torch.cat(tokens, dim=1)
         mask = None
         if text_mask is not None:
@@ -636,6 +750,9 @@ class ITNetModel(ITNetPreTrainedModel):
         point_features: torch.Tensor | None = None,
         past_key_values: ITNetCache | None = None,
         use_cache: bool | None = None,
+        position_ids: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        interpolate_pos_encoding: bool = False,
         **kwargs: Unpack[TransformersKwargs],
     ) -> ITNetModelOutput:
         r"""
@@ -653,6 +770,12 @@ class ITNetModel(ITNetPreTrainedModel):
                 updated in place and returned.
             use_cache (`bool`, defaults to False): when no `past_key_values` is given, start an `ITNetCache` from
                 these inputs (the normal full forward, keeping each branch's final state) and return it.
+            position_ids (`torch.LongTensor` of shape `[B, N]`): absolute positions of the text tokens (models with
+                `config.position_embedding_type="absolute"` only); default `T, T + 1, ...`.
+            token_type_ids (`torch.LongTensor` of shape `[B, N]`): segment ids of the text tokens (models with
+                `config.type_vocab_size > 0` only); default 0.
+            interpolate_pos_encoding (`bool`, defaults to False): with absolute position embeddings, images of another
+                size than `config.image_size` interpolate them (as ViT); without, such images raise an error.
         `pooler_output` pools the tokens of this call.
         """
         if (use_cache or past_key_values is not None) and self.training and self.is_activation_checkpointing:
@@ -678,8 +801,9 @@ class ITNetModel(ITNetPreTrainedModel):
                 check_attention_mask(attention_mask)  # the whole mask, before keeping the new tokens' part
                 attention_mask = attention_mask[:, past:]
         hidden_states, mask, layout = self._embed(
-            input_ids, attention_mask, inputs_embeds, pixel_values, points, point_features
-        )
+            input_ids, attention_mask, inputs_embeds, pixel_values, points, point_features,
+            (position_ids, token_type_ids, past), interpolate_pos_encoding,
+        )  # fmt: skip
         if mask is not None and past_key_values is None:
             # Not with a cache: a left-padded prompt filled chunk by chunk may hold only padding so far.
             check_some_real_token(mask)
@@ -693,11 +817,15 @@ class ITNetModel(ITNetPreTrainedModel):
         if past_key_values is not None:
             past_key_values.seen_tokens += hidden_states.shape[1]
         hidden_states = self.norm(hidden_states)
-        if mask is None:
+        if self.config.pooling == "first":
+            pooled = hidden_states[:, 0]
+        elif mask is None:
             pooled = hidden_states.mean(dim=1)
         else:
             weights = mask.unsqueeze(-1)
             pooled = (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        if self.pooler is not None:
+            pooled = self.pooler_act(self.pooler(pooled))
         return ITNetModelOutput(last_hidden_state=hidden_states, pooler_output=pooled, past_key_values=past_key_values)
 
 
@@ -722,14 +850,20 @@ class ITNetForSequenceClassification(ITNetPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> SequenceClassifierOutput:
         r"""
         labels (`torch.Tensor` of shape `[B]` or `[B, num_labels]`): class indices, regression targets or
             multi-hot labels, following `config.problem_type`.
+        token_type_ids, position_ids: as in `ITNetModel.forward` (converted BERT models).
         """
         check_classification_labels(labels, self.config, _batch_size(input_ids, inputs_embeds))
-        outputs = self.itnet(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+        outputs = self.itnet(
+            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+            token_type_ids=token_type_ids, position_ids=position_ids, **kwargs,
+        )  # fmt: skip
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None
         if labels is not None:
@@ -798,7 +932,8 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
     ):
         """`GenerationMixin`'s: once a cache exists only the new token is passed, with the whole 2-D
         `attention_mask` (the `ITNetCache` is not compileable, so the mask stays 2-D); `inputs_embeds` serve the
-        prompt pass. Refuses the Monte Carlo `"mlp"` kernel first."""
+        prompt pass; `position_ids` only for absolute position embeddings. Refuses the Monte Carlo `"mlp"` kernel
+        first."""
         if "mlp" in self.config.kernel_families and self.config.mlp_kernel_samples > 0:
             raise ValueError(
                 "Generation with the Monte Carlo 'mlp' kernel "
@@ -806,7 +941,7 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
                 "anew at every call, so cached and uncached decoding would differ. Use `mlp_kernel_samples=0` (the "
                 "exact tiled kernel)."
             )
-        return super().prepare_inputs_for_generation(
+        model_inputs = super().prepare_inputs_for_generation(
             input_ids,
             past_key_values=past_key_values,
             attention_mask=attention_mask,
@@ -814,6 +949,9 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
             is_first_iteration=is_first_iteration,
             **kwargs,
         )
+        if self.config.position_embedding_type == "relative":  # `generate` makes them for every model taking them
+            model_inputs.pop("position_ids", None)
+        return model_inputs
 
     @can_return_tuple
     def forward(
@@ -825,6 +963,7 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
         use_cache: bool | None = None,
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        position_ids: torch.LongTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> CausalLMOutputWithPast:
         r"""
@@ -834,6 +973,8 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
             normalised by `num_items_in_batch` when the Trainer passes it.
         logits_to_keep (`int` or `torch.Tensor`): compute the logits of the last `logits_to_keep` positions only
             (0: all), or of the given positions.
+        position_ids (`torch.LongTensor` of shape `[B, N]`): absolute positions (converted GPT-2 models only;
+            `generate` passes them, counting real tokens as GPT-2's generation does).
 
         Returns `logits` `[B, N or logits_to_keep, vocab_size]` and, with a cache, `past_key_values` (`ITNetCache`).
         """
@@ -844,6 +985,7 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
             inputs_embeds=inputs_embeds,
             past_key_values=past_key_values,
             use_cache=use_cache,
+            position_ids=position_ids,
             **kwargs,
         )
         logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
@@ -886,13 +1028,19 @@ class ITNetForMaskedLM(ITNetPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> MaskedLMOutput:
         r"""
         labels (`torch.LongTensor` of shape `[B, N]`): the original tokens at masked positions, -100 elsewhere.
+        token_type_ids, position_ids: as in `ITNetModel.forward` (converted BERT models).
         """
         check_token_labels(labels, input_ids, inputs_embeds, self.config.vocab_size)
-        outputs = self.itnet(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+        outputs = self.itnet(
+            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+            token_type_ids=token_type_ids, position_ids=position_ids, **kwargs,
+        )  # fmt: skip
         logits = self.lm_head(outputs.last_hidden_state)
         loss = None
         if labels is not None:
@@ -932,13 +1080,15 @@ class ITNetForImageClassification(ITNetPreTrainedModel):
         self,
         pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
         **kwargs: Unpack[TransformersKwargs],
     ) -> ImageClassifierOutput:
         r"""
         labels (`torch.LongTensor` of shape `[B]`): class indices (or targets, following `config.problem_type`).
+        interpolate_pos_encoding (`bool`): as in `ITNetModel.forward` (converted ViT models).
         """
         check_classification_labels(labels, self.config, _batch_size(pixel_values))
-        outputs = self.itnet(pixel_values=pixel_values, **kwargs)
+        outputs = self.itnet(pixel_values=pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
         logits = self.classifier(outputs.pooler_output)
         loss = None
         if labels is not None:

@@ -303,6 +303,19 @@ FIELD_CHANGES = {
     "tie_word_embeddings": False,
     "max_num_images": 3,
     "point_feature_size": 3,
+    "norm_position": "post",
+    "norm_type": "rms_norm",
+    "position_embedding_type": "absolute",
+    "type_vocab_size": 2,
+    "embedding_norm": True,
+    "image_cls_token": True,
+    "pooling": "first",
+    "pooler_activation": "tanh",
+    "gate_activation": "silu",
+    "value_size": 16,
+    "short_conv_size": 3,
+    "recurrent_decay": "channel",
+    "recurrent_dt_rank": 3,
 }
 # Fields that act only when their family (or head) is in use: the configuration both fingerprints are taken in.
 FIELD_CONTEXT = {
@@ -313,6 +326,9 @@ FIELD_CONTEXT = {
     "mlp_kernel_samples": {"kernel_families": ["mlp"]},
     "mlp_kernel_tile_size": {"kernel_families": ["mlp"], "kernel_spectral_norm": True},
     "tie_word_embeddings": {"is_causal": True},
+    "short_conv_size": {"kernel_families": ["spectral"]},
+    "recurrent_decay": {"kernel_families": ["recurrent"]},
+    "recurrent_dt_rank": {"kernel_families": ["recurrent"], "recurrent_decay": "channel"},
 }
 
 
@@ -321,8 +337,9 @@ def _fingerprint(config: ITNetConfig):
     model = ITNetModel(config).train(config.hidden_dropout_prob > 0)
     shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
     torch.manual_seed(1)
-    text = model(input_ids=torch.arange(1, 21).view(2, 10) % 50).last_hidden_state
-    pixels = torch.randn(1, config.num_channels, 16, 16, generator=torch.Generator().manual_seed(2))
+    text_out = model(input_ids=torch.arange(1, 21).view(2, 10) % 50)
+    text = torch.cat([text_out.last_hidden_state.flatten(), text_out.pooler_output.flatten()])
+    pixels = torch.randn(1, config.num_channels, config.image_size, config.image_size, generator=torch.Generator().manual_seed(2))
     image = model(pixel_values=pixels).last_hidden_state
     if set(config.kernel_families) & set(ITNetModel.POINT_FAMILIES):  # the point-cloud trunk's parameters too
         torch.manual_seed(0)
