@@ -91,7 +91,8 @@ def past_share(offsets: torch.Tensor, shown: torch.Tensor) -> float:
 @torch.no_grad()
 def gate_values(model, batch: dict) -> dict[str, np.ndarray]:
     """Mean gate of each kernel family per layer on `batch` (model inputs, no labels needed):
-    `{family: array [num_layers]}`, the mixer's `sigmoid(gate(u))` averaged over real tokens and channels."""
+    `{family: array [num_layers]}`, the mixer's `gate_act(gate(u))` (a sigmoid natively) averaged over real tokens and
+    channels."""
     trunk, captured, handles = _trunk(model), [], []
     for layer in trunk.layers:
         mixer = layer.mixer
@@ -102,7 +103,7 @@ def gate_values(model, batch: dict) -> dict[str, np.ndarray]:
 
         def keep_gate(module, args, output, state=state, mixer=mixer):
             batch_size, length = output.shape[:2]
-            gates = torch.sigmoid(output.float()).view(batch_size, length, len(mixer.branches), -1).mean(-1)
+            gates = mixer.gate_act(output.float()).view(batch_size, length, len(mixer.branches), -1).mean(-1)
             mask = state.get("mask")
             weights = torch.ones(batch_size, length) if mask is None else mask.float().cpu()
             gates = (gates.cpu() * weights[..., None]).sum((0, 1)) / weights.sum()

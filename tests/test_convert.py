@@ -14,13 +14,15 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
-from modeling_itnet import convert_to_itnet, tokenizer_path
+from itnet_testing import tiny_builders
+from modeling_itnet import ITNetForSequenceClassification, convert_to_itnet, tokenizer_path
 from modeling_itnet.convert import RELAXED_FAMILIES, SUPPORTED, max_difference, random_inputs
 from offline_data import load_offline
 from test_examples import run_example
 
 
 ATOL = 1e-4
+_, build_tiny = tiny_builders()
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
 
 
@@ -97,6 +99,16 @@ def test_bert_token_types_and_position_ids():
         itnet(input_ids=inputs["input_ids"], token_type_ids=torch.full_like(inputs["input_ids"], 2))
     with pytest.raises(ValueError, match="position_ids.*max_position_embeddings=64"):
         itnet(input_ids=inputs["input_ids"], position_ids=torch.arange(60, 71)[None])
+
+
+def test_native_models_refuse_absolute_position_inputs():
+    """A native (relative-position) ITNet has no table for `position_ids` or `token_type_ids`: an error, not a no-op."""
+    model = build_tiny(ITNetForSequenceClassification)
+    input_ids = torch.ones(2, 5, dtype=torch.long)
+    with pytest.raises(ValueError, match="position_ids.*no absolute position embeddings"):
+        model(input_ids=input_ids, position_ids=torch.arange(5)[None])
+    with pytest.raises(ValueError, match="token_type_ids.*type_vocab_size=0"):
+        model(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
 
 
 def test_vit_interpolates_position_embeddings_as_vit():
