@@ -52,7 +52,7 @@ from specialized_models import (  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 LEARNING_RATE, WEIGHT_DECAY, WARMUP, MAX_GRAD_NORM = 1e-3, 0.01, 0.05, 1.0
-# sized for < 2 h on 2 idle CPU cores with 3 seeds (see the README); larger budgets with --steps
+# the default run (3 seeds) took 442 s on 2 idle CPU cores (README); larger budgets with --steps
 DEFAULT_STEPS = {"images": 200, "sentiment": 200, "vqa": 200, "lm": 60, "listops": 100, "points": 100}
 QUICK_STEPS = 10
 COLUMNS = [
