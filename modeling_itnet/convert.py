@@ -321,7 +321,7 @@ def mamba_weights(source: dict, config: ITNetConfig, trunk: str, prefix: str) ->
         _gates(weights, dst, config.kernel_families, {"recurrent": gate, "local": gate}, V, D)
         table = torch.zeros(W, W, V)  # causal 1-D: row 0, tap δ at index δ; Conv1d tap k reads offset W − 1 − k
         table[0] = source[f"{src}conv1d.weight"][:, 0].T.flip(0)
-        weights[f"{dst}.mixer.short_conv.conv.table"] = table
+        weights[f"{dst}.mixer.short_conv.table"] = table
         weights[f"{dst}.mixer.short_conv.bias"] = source.get(f"{src}conv1d.bias", torch.zeros(V))
         scan = f"{dst}.mixer.branches.recurrent"
         weights[f"{scan}.x_proj.weight"] = source[f"{src}x_proj.weight"]

@@ -644,28 +644,25 @@ def segment_positions(segments, batch: int, device) -> torch.Tensor:
     return torch.cat(points, dim=1)
 
 
-class ITNetShortConv(nn.Module):
+class ITNetShortConv(ITNetLocalBranch):
     r"""A short convolution of the values before the kernels (Mamba's, and the short convolutions of GLA-style
     models): `x_i = act(Σ_{δ ∈ window} k(δ) w_{i−δ} v_{i−δ} + b)`, the `"local"` family's window (causal when
-    `is_causal`) with a bias and an activation. Generation state: that of `ITNetLocalBranch`."""
+    `is_causal`) with a bias and an activation. Called like a branch; generation state: that of `ITNetLocalBranch`."""
 
     def __init__(self, channels: int, window: int, is_causal: bool, activation: str):
-        super().__init__()
-        self.conv = ITNetLocalBranch(channels, window, is_causal)
+        super().__init__(channels, window, is_causal)
         self.bias = nn.Parameter(torch.zeros(channels))
         self.act = ACT2FN[activation]
 
-    def forward(self, values, mask, grid_shape, return_state=False):
-        """`values` `[B, N, V]` on `grid_shape` → `[B, N, V]` (and the window state with `return_state`)."""
-        out = self.conv(None, values, mask, grid_shape, None, return_state=return_state)
+    def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False):
+        out = super().forward(hidden_states, values, mask, grid_shape, length_scale, positions, return_state)
         if return_state:
             out, state = out
             return self.act(out + self.bias), state
         return self.act(out + self.bias)
 
-    def step(self, value_t, mask_t, state):
-        """One token: `value_t` `[B, V]`, `mask_t` `[B]` → `(x_t [B, V], state)`."""
-        out, state = self.conv.step(None, value_t, mask_t, state, None)
+    def step(self, hidden_t, value_t, mask_t, state, length_scale):
+        out, state = super().step(hidden_t, value_t, mask_t, state, length_scale)
         return self.act(out + self.bias), state
 
 
@@ -802,16 +799,13 @@ class ITNetMixer(nn.Module):
         states = {}
         if self.short_conv is not None:
             if segments is not None:
-                values = torch.cat(
-                    [self.short_conv(values[:, start:end], None if mask is None else mask[:, start:end], grid)
-                     for start, end, grid, _ in segment_spans(segments)], dim=1,
-                )  # fmt: skip
+                values = self._per_segment(self.short_conv, hidden_states, values, mask, segments)
             elif grid_shape is None:
                 raise ValueError("`short_conv_size` > 0 needs tokens on a grid (text or image patches), not points.")
-            elif return_state:
-                values, states["short_conv"] = self.short_conv(values, mask, grid_shape, return_state=True)
             else:
-                values = self.short_conv(values, mask, grid_shape)
+                values = self.short_conv(hidden_states, values, mask, grid_shape, length_scale, return_state=return_state)
+                if return_state:
+                    values, states["short_conv"] = values
         features = hidden_states if self.short_conv is None else values
         gates = self.gate_act(self.gate(hidden_states)).view(batch, length, len(self.branches), -1)
         mixed = 0
@@ -857,7 +851,9 @@ class ITNetMixer(nn.Module):
         for n in range(length):
             token, value, features = 0, values[:, n], hidden_states[:, n]
             if self.short_conv is not None:
-                value, states["short_conv"] = self.short_conv.step(value, weights[:, n], states["short_conv"])
+                value, states["short_conv"] = self.short_conv.step(
+                    features, value, weights[:, n], states["short_conv"], length_scale
+                )
                 features = value
             for f, (family, branch) in enumerate(self.branches.items()):
                 out, states[family] = branch.step(features, value, weights[:, n], states[family], length_scale)
@@ -944,9 +940,9 @@ class ITNetPatchEmbeddings(nn.Module):
             )
         return self.projection(pixel_values).permute(0, 2, 3, 1)
 
-    def tokens(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
-        """`[B, C, H, W]` → `[B, (1 +) h·w, D]`: the patches in raster order, after the class token if any, plus the
-        position embeddings if any."""
+    def tokens(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> tuple:
+        """`[B, C, H, W]` → `([B, (1 +) h·w, D], (h, w))`: the patches in raster order, after the class token if any,
+        plus the position embeddings if any, and the patch grid."""
         grid = self(pixel_values)
         batch, height, width, channels = grid.shape
         tokens = grid.reshape(batch, height * width, channels)
@@ -954,7 +950,7 @@ class ITNetPatchEmbeddings(nn.Module):
             tokens = torch.cat([self.cls_token.expand(batch, -1, -1).to(tokens.dtype), tokens], dim=1)
         if self.position_embeddings is not None:
             tokens = tokens + self.positions(height, width, interpolate_pos_encoding).to(tokens.dtype)
-        return tokens
+        return tokens, (height, width)
 
     def positions(self, height: int, width: int, interpolate: bool) -> torch.Tensor:
         """Position embeddings `[1, (1 +) height·width, D]` for a `height x width` patch grid: the table itself on

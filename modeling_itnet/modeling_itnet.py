@@ -692,10 +692,9 @@ class ITNetModel(ITNetPreTrainedModel):
                 f"`pixel_values` images of {pixel_values.shape[-2]}x{pixel_values.shape[-1]} are smaller than one "
                 f"patch (patch_size={self.config.patch_size}); height and width must be positive multiples of it."
             )
-        tokens = self.image_embeddings.tokens(
+        tokens, (height, width) = self.image_embeddings.tokens(
             pixel_values.to(self.image_embeddings.projection.weight.dtype), interpolate_pos_encoding
         )
-        height, width = (size // self.config.patch_size for size in pixel_values.shape[-2:])
         scale = float(self.config.grid_size)
         segments = [((height, width), (scale, scale))]
         if self.image_embeddings.cls_token is not None:
