@@ -111,7 +111,7 @@ def main():
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 1, {HEADS} heads, value width {WIDTH}, kernel MLP width {HIDDEN}")
     scaling = []
-    for name in ("tiled", "naive", f"monte-carlo"):
+    for name in ("tiled", "naive", "monte-carlo"):
         for length in args.lengths:
             if name == "naive" and length > args.naive_max_length:
                 continue
@@ -143,7 +143,7 @@ def main():
     axes[1].set(xlabel="N", ylabel="peak RSS growth (MB)", title="memory")
     axes[2].loglog([r["samples"] for r in variance], [r["variance"] for r in variance], marker="o", label="variance")
     axes[2].loglog([r["samples"] for r in variance], [r["mean_abs_bias"] for r in variance], marker="s", label="|mean − exact|")
-    axes[2].set(xlabel="samples M", title=f"Monte Carlo estimator (N = 512, 400 draws)")
+    axes[2].set(xlabel="samples M", title="Monte Carlo estimator (N = 512, 400 draws)")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)

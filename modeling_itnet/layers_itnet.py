@@ -18,6 +18,8 @@ from .kernels_itnet import (
     causal_kernel_layout,
     decay_low_rank_step,
     decay_low_rank_transform,
+    decayed_kernel,
+    elu_plus_one,
     fourier_features,
     grid_offsets,
     local_conv,
@@ -68,7 +70,11 @@ class ITNetSpectralKernel(nn.Module):
         activation: name of the MLP's activation in `transformers.activations.ACT2FN`.
         spectral_norm: divide each MLP weight by its largest singular value (see `kernel_linear`).
         num_axes: coordinates of the offsets it takes (2: grids; 3: grids and point clouds).
+
+    The window's exponent is floored at `min_exponent` (see `decayed_kernel`).
     """
+
+    min_exponent = -40.0
 
     def __init__(
         self,
@@ -110,8 +116,7 @@ class ITNetSpectralKernel(nn.Module):
         features = fourier_features(coords, self.num_frequencies, max_frequency=max_frequency)
         hidden = self.act(kernel_linear(self.fc1, features.to(self.fc1.weight.dtype), self.spectral_norm))
         kernel = kernel_linear(self.fc2, hidden, self.spectral_norm)
-        window = torch.exp(-self.log_decay.exp() * offsets.norm(dim=-1, keepdim=True))
-        return kernel * window.to(kernel.dtype)
+        return decayed_kernel(kernel, offsets.norm(dim=-1), self.log_decay, self.min_exponent)
 
 
 def _require_grid(family: str, grid_shape):
@@ -235,7 +240,7 @@ class ITNetLowRankBranch(nn.Module):
     def features(self, hidden_states):
         """`(φ(q), ψ(k))`, each `[B, H, N, R]`."""
         query, key = (_split_heads(t, self.num_heads) for t in self.query_key(hidden_states).chunk(2, dim=-1))
-        return nn.functional.elu(query) + 1, nn.functional.elu(key) + 1
+        return elu_plus_one(query), elu_plus_one(key)
 
     def forward(self, hidden_states, values, mask, grid_shape, length_scale, positions=None, return_state=False):
         query, key = self.features(hidden_states)
@@ -808,7 +813,7 @@ class ITNetMixer(nn.Module):
                     values, states["short_conv"] = values
         features = hidden_states if self.short_conv is None else values
         gates = self.gate_act(self.gate(hidden_states)).view(batch, length, len(self.branches), -1)
-        mixed = 0
+        mixed = None
         for f, (family, branch) in enumerate(self.branches.items()):
             if segments is not None and family in self.GRID_FAMILIES:
                 out = self._per_segment(branch, features, values, mask, segments)
@@ -818,7 +823,7 @@ class ITNetMixer(nn.Module):
                 out = branch(features, values, mask, grid_shape, length_scale, positions, return_state=return_state)
             if return_state:
                 out, states[family] = out
-            mixed = mixed + gates[:, :, f] * out
+            mixed = gates[:, :, f] * out if mixed is None else torch.addcmul(mixed, gates[:, :, f], out)
         return (self.output(mixed), states) if return_state else self.output(mixed)
 
     @staticmethod

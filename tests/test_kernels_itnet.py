@@ -6,6 +6,9 @@ import torch
 
 from modeling_itnet.kernels_itnet import (
     causal_offset_mask,
+    decayed_kernel,
+    decayed_kernel_naive,
+    elu_plus_one,
     fourier_features,
     grid_offsets,
     local_conv,
@@ -49,6 +52,44 @@ def test_spectral_conv_matches_naive_forward_and_backward(grid, causal, padded):
     torch.testing.assert_close(fast, ref, atol=1e-10, rtol=1e-10)
     for a, b in zip(fast_grads, ref_grads):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+def test_spectral_conv_first_derivatives_only():
+    """The FFT convolution's hand-written backward is first order: a second derivative raises instead of returning
+    a wrong one."""
+    values = torch.randn(1, 9, 2, dtype=torch.float64, requires_grad=True)
+    kernel = torch.randn(17, 2, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(spectral_conv(values, kernel).pow(2).sum(), values, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("shape", [(1,), (63,), (7, 5)])
+def test_decayed_kernel_matches_naive_forward_and_backward(dtype, shape):
+    """The fused window `k(δ)·exp(max(−r‖δ‖, m))`: equal to the plain expression, forward and backward, with part of
+    the offsets past the floor (whose rate gradient is then 0 in both)."""
+    gen = torch.Generator().manual_seed(0)
+    kernel = torch.randn(*shape, 6, generator=gen, dtype=dtype)
+    distance = torch.rand(shape, generator=gen, dtype=dtype) * 30
+    log_decay = torch.randn(6, generator=gen, dtype=dtype)
+    fast, fast_grads = _grads(lambda k, r: decayed_kernel(k, distance, r, min_exponent=-20.0), kernel, log_decay)
+    ref, ref_grads = _grads(lambda k, r: decayed_kernel_naive(k, distance, r, min_exponent=-20.0), kernel, log_decay)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(fast, ref, atol=tolerance, rtol=tolerance)
+    for a, b in zip(fast_grads, ref_grads):
+        torch.testing.assert_close(a, b, atol=tolerance, rtol=tolerance)
+    with pytest.raises(ValueError, match="`log_decay` \\[D\\]"):
+        decayed_kernel(kernel, distance, log_decay[:5])
+
+
+def test_elu_plus_one_matches_autograd():
+    x = torch.cat([torch.linspace(-30, 30, 601, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
+    fast, (fast_grad,) = _grads(elu_plus_one, x)
+    ref, (ref_grad,) = _grads(lambda t: torch.nn.functional.elu(t) + 1, x)
+    torch.testing.assert_close(fast, ref, atol=1e-15, rtol=1e-12)
+    torch.testing.assert_close(fast_grad, ref_grad, atol=1e-15, rtol=1e-12)
+    assert (fast > 0).all()
 
 
 @pytest.mark.parametrize("grid", [(63,), (7, 5)])
