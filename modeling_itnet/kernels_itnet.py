@@ -90,10 +90,15 @@ class _DecayedKernel(torch.autograd.Function):
     @staticmethod
     def forward(ctx, kernel, distance, log_decay, min_exponent):
         rate = log_decay.exp()
-        window = torch.outer(distance.to(rate.dtype), -rate).clamp_min_(min_exponent).exp_()  # [O, D]
+        window = _DecayedKernel.exponent(distance, rate).clamp_min_(min_exponent).exp_()  # [O, D]
         ctx.save_for_backward(kernel, distance, rate, window)
-        ctx.min_window = math.exp(min_exponent)
+        ctx.min_exponent = min_exponent
         return kernel * window.to(kernel.dtype)
+
+    @staticmethod
+    def exponent(distance, rate):
+        """`−r_d ‖δ‖` `[O, D]`, computed the same way forward and backward."""
+        return torch.outer(distance.to(rate.dtype), -rate)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -103,8 +108,9 @@ class _DecayedKernel(torch.autograd.Function):
         grad_kernel = grad * window.to(grad.dtype) if ctx.needs_input_grad[0] else None
         grad_log_decay = None
         if ctx.needs_input_grad[2]:
-            # ∂/∂log_decay_d = Σ_δ g k w · (−r_d ‖δ‖), zero where the floor holds
-            product = (grad * kernel).to(window.dtype).mul_(window).mul_(window > ctx.min_window)
+            # ∂/∂log_decay_d = Σ_δ g k w · (−r_d ‖δ‖), zero where the floor holds (as clamp's: exponent ≥ m passes)
+            unclamped = _DecayedKernel.exponent(distance, rate) >= ctx.min_exponent
+            product = (grad * kernel).to(window.dtype).mul_(window).mul_(unclamped)
             grad_log_decay = -rate * (distance.to(window.dtype) @ product)
         return grad_kernel, None, grad_log_decay, None
 
@@ -157,12 +163,13 @@ def _pair_index(points_grid: tuple[int, ...], grid: tuple[int, ...], device) -> 
     return tuple(offsets[..., a] + grid[a] - 1 for a in range(len(grid)))
 
 
-def _circular_index(grid: tuple[int, ...], fft_shape: tuple[int, ...], device) -> tuple[torch.Tensor, ...]:
-    """Index that puts the kernel entry for offset δ at position δ mod L on every axis."""
-    return tuple(
-        (torch.arange(-(g - 1), g, device=device) % n).view([-1 if a == i else 1 for a in range(len(grid))])
-        for i, (g, n) in enumerate(zip(grid, fft_shape))
-    )
+def _circular_layout(kernel: torch.Tensor, axes: tuple[int, ...], sizes: tuple[int, ...]) -> torch.Tensor:
+    """Lays a kernel in the offset layout (entry `δ + g − 1` holds `k(δ)`, `2g − 1` entries on each of `axes`) out
+    circularly on FFT axes of `sizes` (`≥ 2g − 1`): zero-padded, then rolled so that offset δ sits at `δ mod L`."""
+    padded = _zero_pad(kernel, axes, sizes)
+    if not axes:
+        return padded
+    return padded.roll(tuple(1 - (kernel.shape[a] + 1) // 2 for a in axes), dims=axes)
 
 
 def _fft_size(length: int) -> int:
@@ -210,10 +217,9 @@ def spectral_conv(
     if causal:
         k = k * causal_offset_mask(grid, device=k.device)
         return _causal_spectral_conv(v, k).movedim(1, -1).to(dtype)
-    # 2. circular layout: zero-pad each axis to L, then roll offset δ from entry δ + g − 1 to entry δ mod L
+    # 2. circular layout: offset δ at entry δ mod L of an FFT grid of L ≥ 2g − 1 per axis
     fft_shape = tuple(_fft_size(2 * g - 1) for g in grid)
-    axes = tuple(range(1, len(grid) + 1))
-    circular = _zero_pad(k, axes, fft_shape).roll(tuple(1 - g for g in grid), dims=axes)
+    circular = _circular_layout(k, tuple(range(1, len(grid) + 1)), fft_shape)
     # 3. product of spectra, inverse transform, crop
     return _FFTConvolution.apply(v, circular).movedim(1, -1).to(dtype)
 
@@ -299,17 +305,17 @@ def _causal_spectral_conv(values: torch.Tensor, kernel: torch.Tensor, block_toke
     local = kernel[(slice(None),) + _pair_index((block, *rest), (rows, *rest), v.device)]  # [D, C·R, C·R]
     blocks = v.reshape(batch, channels, padded_rows // block, block * per_row)
     out = torch.einsum("dij,bdnj->bdni", local, blocks).reshape(v.shape)
-    # 2. off-diagonal squares, level by level; kernel rows for row offsets 0 .. P - 1 (zero past G - 1)
-    ahead = torch.nn.functional.pad(kernel[:, rows - 1 :], (0, 0) * len(rest) + (0, padded_rows - rows))
+    # 2. off-diagonal squares, level by level; kernel rows for row offsets 0 .. P - 1 (zero past G - 1), the other
+    #    axes laid out circularly once for every level
     fft_rest = tuple(_fft_size(2 * r - 1) for r in rest)
-    rest_index = _circular_index(rest, fft_rest, v.device)
+    ahead = _zero_pad(kernel[:, rows - 1 :], (1,), (padded_rows,))
+    ahead = _circular_layout(ahead, tuple(range(2, 2 + len(rest))), fft_rest)
     dims = tuple(range(-1 - len(rest), 0))
     size = block
     while size < padded_rows:
         pairs = padded_rows // (2 * size)
         inputs = v.reshape(batch, channels, pairs, 2, size, *rest)[:, :, :, 0]
-        circular = v.new_zeros(channels, 2 * size, *fft_rest)
-        circular[(slice(None), slice(None)) + rest_index] = ahead[:, : 2 * size]
+        circular = ahead[:, : 2 * size]
         spectrum = torch.fft.rfftn(inputs, s=(2 * size, *fft_rest), dim=dims) * torch.fft.rfftn(
             circular, dim=dims
         ).unsqueeze(1)

@@ -352,6 +352,11 @@ class ITNetSoftmaxBranch(nn.Module):
         return out.reshape(value_t.shape), {"key": keys, "value": heads, "weight": weight}
 
 
+def _require_discretization(discretization: str):
+    if discretization not in ("euler", "zoh"):
+        raise ValueError(f"`discretization` must be 'euler' or 'zoh', got {discretization!r}.")
+
+
 class ITNetRecurrentBranch(nn.Module):
     r"""Family `"recurrent"`: a selective state space (Mamba-2 style) as a causal kernel with data-dependent decay,
 
@@ -368,8 +373,7 @@ class ITNetRecurrentBranch(nn.Module):
 
     def __init__(self, hidden_size, channels, num_heads, is_causal, state_size, discretization):
         super().__init__()
-        if discretization not in ("euler", "zoh"):
-            raise ValueError(f"`discretization` must be 'euler' or 'zoh', got {discretization!r}.")
+        _require_discretization(discretization)
         self.num_heads = num_heads
         self.state_size = state_size
         self.is_causal = is_causal
@@ -438,8 +442,7 @@ class ITNetSelectiveScanBranch(ITNetRecurrentBranch):
 
     def __init__(self, hidden_size, channels, is_causal, state_size, dt_rank, discretization):
         nn.Module.__init__(self)
-        if discretization not in ("euler", "zoh"):
-            raise ValueError(f"`discretization` must be 'euler' or 'zoh', got {discretization!r}.")
+        _require_discretization(discretization)
         self.num_heads = channels
         self.state_size = state_size
         self.dt_rank = dt_rank
