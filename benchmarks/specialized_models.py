@@ -22,10 +22,11 @@ from torch.nn import functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
-# One ITNet configuration for every task: the `itnet-tiny` preset (hidden 64, 2 blocks, spectral + low-rank kernels).
-SHARED_ITNET = dict(preset="itnet-tiny")
-POINT_CLOUD_FAMILIES = ["low_rank"]  # the spectral (FFT) kernel needs a grid; point clouds use the content kernel
+# One ITNet configuration for every task: a preset (and, for ablations, overrides of its fields). Point clouds build
+# the preset's content families only (the model drops the grid families itself).
+SHARED_ITNET = {"preset": "itnet-unified", "overrides": {}}
 PARAMETER_TOLERANCE = 0.10
+VALIDATION_ROWS = {"images": 5000, "vqa": 2000, "points": 300}  # carved from the end of train where no split exists
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -138,7 +139,7 @@ class Task:
     batch_size: int
     itnet: Callable[[], nn.Module]
     baselines: dict[str, Callable[[int], nn.Module]]
-    load: Callable[[int, bool], dict]  # (train samples needed, quick) -> {"train": ..., "eval": ...}
+    load: Callable[[int, bool], dict]  # (train samples needed, quick) -> {"train", "validation", "test"}
     multiples: dict[str, int] = field(default_factory=dict)
     note: str = ""
 
@@ -146,7 +147,7 @@ class Task:
 def _itnet_config(**overrides):
     from modeling_itnet import preset_config
 
-    return preset_config(SHARED_ITNET["preset"], **overrides)
+    return preset_config(SHARED_ITNET["preset"], **{**SHARED_ITNET["overrides"], **overrides})
 
 
 def _tokenizer():
@@ -165,6 +166,23 @@ def _take(n: int, limit: int | None) -> int:
     return n if limit is None else min(n, limit)
 
 
+def _three_splits(data, task: str, test_key: str, validation_key: str | None, quick: bool, limits: dict):
+    """`{"train", "validation", "test"}` row selections: the dataset's own validation split, or the last
+    `VALIDATION_ROWS[task]` rows of its train split (then not trained on); `limits` caps each split (quick: 300)."""
+    train = data["train"]
+    if validation_key is None:
+        cut = len(train) - VALIDATION_ROWS[task]
+        splits = {"train": train.select(range(cut)), "validation": train.select(range(cut, len(train)))}
+    else:
+        splits = {"train": train, "validation": data[validation_key]}
+    splits["test"] = data[test_key]
+    out = {}
+    for split, rows in splits.items():
+        limit = 300 if quick and split != "train" else limits.get(split)
+        out[split] = rows.select(range(_take(len(rows), limit)))
+    return out
+
+
 # images --------------------------------------------------------------------------------------------------------------
 
 
@@ -179,8 +197,7 @@ def load_images(train_needed: int, quick: bool) -> dict:
 
     data = load_offline(image_dataset_name())
     out = {}
-    for split, key, limit in (("train", "train", train_needed), ("eval", "test", 300 if quick else 2000)):
-        rows = data[key].select(range(_take(len(data[key]), limit)))
+    for split, rows in _three_splits(data, "images", "test", None, quick, {"train": train_needed}).items():
         images = np.stack([np.asarray(image, dtype=np.uint8) for image in rows["image"]])[:, None]
         out[split] = {"pixel_values": _normalise(images), "labels": torch.tensor(rows["label"])}
     return out
@@ -225,8 +242,7 @@ def load_sentiment(train_needed: int, quick: bool) -> dict:
     data = load_offline("rotten_tomatoes")
     tokenizer = _tokenizer()
     out = {}
-    for split, key, limit in (("train", "train", None), ("eval", "validation", 300 if quick else None)):
-        rows = data[key].select(range(_take(len(data[key]), limit)))
+    for split, rows in _three_splits(data, "sentiment", "test", "validation", quick, {}).items():
         encoded = tokenizer(list(rows["sentence"]), truncation=True, max_length=TEXT_MAX_LENGTH)
         out[split] = {"input_ids": encoded["input_ids"], "labels": torch.tensor(rows["label"])}
     out["pad_token_id"] = tokenizer.pad_token_id
@@ -273,8 +289,8 @@ def load_vqa(train_needed: int, quick: bool) -> dict:
     data = load_offline("easy_vqa")
     tokenizer = _tokenizer()
     out = {}
-    for split, key, limit in (("train", "train", train_needed), ("eval", "validation", 300 if quick else 2000)):
-        rows = data[key].select(range(_take(len(data[key]), limit)))
+    limits = {"train": train_needed, "test": 3000}
+    for split, rows in _three_splits(data, "vqa", "validation", None, quick, limits).items():
         images = np.stack(
             [np.asarray(image.convert("RGB").resize((VQA_IMAGE_SIZE,) * 2)) for image in rows["image"]]
         ).transpose(0, 3, 1, 2)
@@ -327,7 +343,9 @@ def load_shakespeare(train_needed: int, quick: bool) -> dict:
     data = load_offline("shakespeare")
     tokenizer = _tokenizer()
     out = {}
-    for split, key, blocks in (("train", "train", train_needed), ("eval", "validation", 16 if quick else 128)):
+    eval_blocks = 16 if quick else 128
+    for split, key, blocks in (("train", "train", train_needed), ("validation", "validation", eval_blocks),
+                               ("test", "test", eval_blocks)):  # fmt: skip
         ids, lines = [], list(data[key]["text"])
         for start in range(0, len(lines), 2000):  # tokenise only what the run needs
             chunk = tokenizer("\n".join(lines[start : start + 2000]), add_special_tokens=False)["input_ids"]
@@ -374,6 +392,7 @@ def lm_task() -> Task:
 # ListOps -------------------------------------------------------------------------------------------------------------
 
 LISTOPS = dict(min_length=100, max_length=500)  # shorter than LRA's 500-2000 so a CPU run fits the budget
+LISTOPS_SPLITS = (10000, 500, 500)  # train / validation / test rows
 
 
 def listops_tokenizer():
@@ -385,11 +404,10 @@ def listops_tokenizer():
 def load_listops_tensors(train_needed: int, quick: bool) -> dict:
     from offline_data import load_listops
 
-    data = load_listops(2000, 200, 200, **LISTOPS)
+    data = load_listops(*LISTOPS_SPLITS, **LISTOPS)
     tokenizer = listops_tokenizer()
     out = {}
-    for split, key, limit in (("train", "train", None), ("eval", "test", 100 if quick else None)):
-        rows = data[key].select(range(_take(len(data[key]), limit)))
+    for split, rows in _three_splits(data, "listops", "test", "validation", quick, {}).items():
         encoded = tokenizer(list(rows["Source"]), truncation=True, max_length=LISTOPS["max_length"])
         out[split] = {"input_ids": encoded["input_ids"], "labels": torch.tensor(rows["Target"])}
     out["pad_token_id"] = tokenizer.pad_token_id
@@ -403,7 +421,7 @@ def listops_task() -> Task:
     vocab = len(tokenizer)
     return Task(
         name="listops",
-        dataset="load_listops(2000, 200, 200, min_length={min_length}, max_length={max_length})".format(**LISTOPS),
+        dataset="load_listops({}, {}, {}, min_length={min_length}, max_length={max_length})".format(*LISTOPS_SPLITS, **LISTOPS),
         metric="accuracy",
         batch_size=16,
         itnet=lambda: ITNetForSequenceClassification(
@@ -423,8 +441,7 @@ def load_points(train_needed: int, quick: bool) -> dict:
 
     data = load_offline("point_clouds")
     out = {}
-    for split, key, limit in (("train", "train", None), ("eval", "validation", 100 if quick else None)):
-        rows = data[key].select(range(_take(len(data[key]), limit)))
+    for split, rows in _three_splits(data, "points", "validation", None, quick, {}).items():
         out[split] = {
             "points": torch.as_tensor(np.asarray(rows["points"], dtype=np.float32)),
             "labels": torch.tensor(rows["label"]),
@@ -443,12 +460,12 @@ def points_task() -> Task:
         metric="accuracy",
         batch_size=32,
         itnet=lambda: ITNetForPointCloudClassification(
-            _itnet_config(num_labels=classes, kernel_families=POINT_CLOUD_FAMILIES)
+            _itnet_config(num_labels=classes)
         ),
         baselines={"PointNet": lambda w: PointNet(w, classes)},
         load=load_points,
         multiples={"PointNet": 2},
-        note="ITNet kernel families: low_rank only (no grid for the FFT kernel)",
+        note="ITNet builds the preset's content families only (no grid for the FFT and window kernels)",
     )
 
 

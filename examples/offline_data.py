@@ -79,7 +79,7 @@ def _build_mnist() -> DatasetDict:
 
 def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
-        _, _, dtype_code, ndim = struct.unpack(">HBBB", f.read(4))
+        _, dtype_code, ndim = struct.unpack(">HBB", f.read(4))  # two zero bytes, the type (0x08: uint8), the rank
         shape = struct.unpack(f">{ndim}I", f.read(4 * ndim))
         return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
 

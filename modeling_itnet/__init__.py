@@ -17,9 +17,15 @@ ITNet model computing the same function (`convert.py`; command line `python -m m
 """
 
 import transformers
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForVisualQuestionAnswering, AutoProcessor
-from transformers.pipelines import PIPELINE_REGISTRY
 
+from .compat_itnet import (
+    PIPELINE_REGISTRY,
+    TESTED_TRANSFORMERS,
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForVisualQuestionAnswering,
+    AutoProcessor,
+)
 from .configuration_itnet import ITNetConfig
 from .image_processing_itnet import ITNetImageProcessor, ITNetImageProcessorPil
 from .modeling_itnet import (

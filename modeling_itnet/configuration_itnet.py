@@ -2,8 +2,7 @@
 
 import math
 
-from huggingface_hub.dataclasses import strict
-from transformers import PreTrainedConfig
+from .compat_itnet import PreTrainedConfig, strict
 
 
 KERNEL_FAMILIES = ("spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp")
@@ -94,8 +93,15 @@ class ITNetConfig(PreTrainedConfig):
         embedding_norm (`bool`, defaults to `False`): a layer norm on the summed token embeddings (BERT).
         image_cls_token (`bool`, defaults to `False`): prepend a learned class token to each image's patches (ViT).
             It is a one-token segment of its own: the grid families act on the patches, the content families on all.
-        pooling (`str`, defaults to `"mean"`): `pooler_output` is the masked mean of the final states (`"mean"`) or
-            the first token's state (`"first"`: BERT's `[CLS]`, ViT's class token).
+        image_stem_channels (`int`, defaults to 0): if > 0, a convolutional stem of two 3 x 3 convolutions with this
+            many channels (and GELU) runs on the pixels before the patch projection (see `ITNetPatchEmbeddings`);
+            0: the plain patch projection (ViT's).
+        gate_bias_init (`float`, defaults to 0.0): initial bias of the mixer's per-family gates (0 with the sigmoid:
+            every family starts half open; > 0 opens them, < 0 closes them).
+        pooling (`str`, defaults to `"mean"`): `pooler_output` is the masked mean of the final states (`"mean"`),
+            the first token's state (`"first"`: BERT's `[CLS]`, ViT's class token), their per-channel maximum over
+            the real tokens (`"max"`, PointNet's readout) or a learned attention pooling `Σ_j softmax_j(a·h_j) h_j`
+            over the real tokens (`"attention"`, a mean at initialisation).
         pooler_activation (`str`, optional): if set, `pooler_output` goes through a dense layer and this activation
             (BERT and ViT: `"tanh"`).
         gate_activation (`str`, defaults to `"sigmoid"`): activation of the mixer's per-family gates, one of
@@ -156,6 +162,8 @@ class ITNetConfig(PreTrainedConfig):
     type_vocab_size: int = 0
     embedding_norm: bool = False
     image_cls_token: bool = False
+    image_stem_channels: int = 0
+    gate_bias_init: float | int = 0.0
     pooling: str = "mean"
     pooler_activation: str | None = None
     gate_activation: str = "sigmoid"
@@ -206,7 +214,7 @@ class ITNetConfig(PreTrainedConfig):
         for name in ("layer_norm_eps", "initializer_range"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
-        for name in ("intermediate_size", "type_vocab_size", "short_conv_size", "recurrent_dt_rank"):
+        for name in ("intermediate_size", "type_vocab_size", "short_conv_size", "recurrent_dt_rank", "image_stem_channels"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0 (0: none), got {getattr(self, name)}.")
         if self.value_size is not None and self.value_size <= 0:
@@ -215,7 +223,7 @@ class ITNetConfig(PreTrainedConfig):
             "norm_position": ("pre", "post"),
             "norm_type": ("layer_norm", "rms_norm"),
             "position_embedding_type": ("relative", "absolute"),
-            "pooling": ("mean", "first"),
+            "pooling": ("mean", "first", "max", "attention"),
             "gate_activation": GATE_ACTIVATIONS,
             "recurrent_decay": ("head", "channel"),
         }

@@ -32,10 +32,18 @@ Inputs: PIL images, arrays or tensors `[H, W]`, `[C, H, W]` or `[H, W, C]` (`C` 
 """
 
 import numpy as np
-from transformers.image_processing_backends import PilBackend, TorchvisionBackend
-from transformers.image_utils import ImageInput, PILImageResampling, is_pil_image, is_valid_image
-from transformers.processing_utils import ImagesKwargs, Unpack
-from transformers.utils import is_torchvision_available
+
+from .compat_itnet import (
+    ImageInput,
+    ImagesKwargs,
+    PilBackend,
+    PILImageResampling,
+    TorchvisionBackend,
+    Unpack,
+    is_pil_image,
+    is_torchvision_available,
+    is_valid_image,
+)
 
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2, as PIL's convert("L")

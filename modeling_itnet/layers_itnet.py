@@ -12,8 +12,8 @@ import math
 
 import torch
 from torch import nn
-from transformers.activations import ACT2FN
 
+from .compat_itnet import ACT2FN
 from .kernels_itnet import (
     causal_kernel_layout,
     decay_low_rank_step,
@@ -674,6 +674,11 @@ class ITNetShortConv(ITNetLocalBranch):
         return self.act(out + self.bias), state
 
 
+class ITNetGate(nn.Linear):
+    """The mixer's gate projection `W_g u_i` `[B, N, D] → [B, N, F·V]` (one gate per family and value channel): a
+    `Linear` of its own type so that `_init_weights` can give its bias `config.gate_bias_init`."""
+
+
 class ITNetMixer(nn.Module):
     r"""The Integral Transform mixer: a gated sum of kernel families applied to the same values,
 
@@ -776,7 +781,7 @@ class ITNetMixer(nn.Module):
         if unknown:
             raise ValueError(f"`kernel_families` contains unknown families {unknown}; expected some of {list(builders)}.")
         self.branches = nn.ModuleDict({family: builders[family]() for family in self.kernel_families})
-        self.gate = nn.Linear(hidden_size, len(self.kernel_families) * value_size)
+        self.gate = ITNetGate(hidden_size, len(self.kernel_families) * value_size)
         self.gate_act = ACT2FN[gate_activation]
         self.output = nn.Linear(value_size, output_size or hidden_size)
 
@@ -920,15 +925,36 @@ class ITNetTextEmbeddings(nn.Module):
 class ITNetPatchEmbeddings(nn.Module):
     """Non-overlapping patches: `pixel_values [B, C, H, W] → [B, H/p, W/p, D]` (a 2-D grid of tokens).
 
-    Converted models (ViT) also have a learned class token (`cls_token`) and absolute position embeddings for the
-    `grid_size x grid_size` grid they were trained on (`grid_size > 0`), added by `tokens`."""
+    With `stem_channels > 0`, a convolutional stem first: two 3 x 3 convolutions (`C → S → S`, padding 1, each
+    followed by GELU) at full resolution, so that each patch token sees the pixels' local structure, then the same
+    `p x p` patch projection from `S` channels. Converted models (ViT) also have a learned class token
+    (`cls_token`) and absolute position embeddings for the `grid_size x grid_size` grid they were trained on
+    (`grid_size > 0`), added by `tokens`."""
 
-    def __init__(self, num_channels: int, hidden_size: int, patch_size: int, cls_token: bool = False, grid_size: int = 0):
+    def __init__(
+        self,
+        num_channels: int,
+        hidden_size: int,
+        patch_size: int,
+        cls_token: bool = False,
+        grid_size: int = 0,
+        stem_channels: int = 0,
+    ):
         super().__init__()
         self.num_channels = num_channels
         self.patch_size = patch_size
         self.grid_size = grid_size
-        self.projection = nn.Conv2d(num_channels, hidden_size, kernel_size=patch_size, stride=patch_size)
+        self.stem = None
+        if stem_channels:
+            self.stem = nn.Sequential(
+                nn.Conv2d(num_channels, stem_channels, kernel_size=3, padding=1),
+                nn.GELU(),
+                nn.Conv2d(stem_channels, stem_channels, kernel_size=3, padding=1),
+                nn.GELU(),
+            )
+        self.projection = nn.Conv2d(
+            stem_channels or num_channels, hidden_size, kernel_size=patch_size, stride=patch_size
+        )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_size)) if cls_token else None
         self.position_embeddings = (
             nn.Parameter(torch.zeros(1, int(cls_token) + grid_size**2, hidden_size)) if grid_size else None
@@ -946,6 +972,8 @@ class ITNetPatchEmbeddings(nn.Module):
                 f"`pixel_values` height and width must be multiples of patch_size={self.patch_size}, "
                 f"got {height}x{width}."
             )
+        if self.stem is not None:
+            pixel_values = self.stem(pixel_values)
         return self.projection(pixel_values).permute(0, 2, 3, 1)
 
     def tokens(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> tuple:

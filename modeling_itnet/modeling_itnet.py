@@ -25,28 +25,34 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
-from transformers import initialization as init
-from transformers.activations import ACT2FN
-from transformers.dynamic_module_utils import custom_object_save
-from transformers.generation import GenerationMixin
-from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import (
-    BaseModelOutputWithPooling,
+
+from .compat_itnet import (
+    ACT2FN,
+    BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithPast,
+    GenerationMixin,
+    GradientCheckpointingLayer,
     ImageClassifierOutput,
     MaskedLMOutput,
+    PreTrainedModel,
     SequenceClassifierOutput,
+    TransformersKwargs,
+    Unpack,
+    cache_of,
+    cache_output,
+    can_return_tuple,
+    capture_outputs,
+    custom_object_save,
+    init,
+    legacy_cache_argument,
+    logging,
+    merge_with_config_defaults,
+    slice_logits_to_keep,
 )
-from transformers.modeling_utils import slice_logits_to_keep
-from transformers.processing_utils import Unpack
-from transformers.utils import TransformersKwargs, logging
-from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
-from transformers.utils.output_capturing import capture_outputs
-
 from .configuration_itnet import ITNetConfig
 from .layers_itnet import (
     ITNetFeedForward,
+    ITNetGate,
     ITNetLocalBranch,
     ITNetMixer,
     ITNetRecurrentBranch,
@@ -254,7 +260,7 @@ class ITNetCache:
 
     How it plugs into `generate()`: `ITNetForCausalLM` opts out of transformers' default `DynamicCache`
     (`_supports_default_dynamic_cache()` is False), so the prompt pass runs with `use_cache=True` and no cache; the
-    model creates an `ITNetCache`, fills it from the normal full forward and returns it as `past_key_values`.
+    model creates an `ITNetCache`, fills it from the normal full forward and returns it as the output's `cache`.
     `generate` hands it back with only the new token and the whole 2-D `attention_mask` (the model reads the new
     tokens' part), and beam search reorders it with `reorder_cache`. Every state tensor has the batch first.
 
@@ -274,6 +280,13 @@ class ITNetCache:
         """Tokens seen so far (the same in every layer)."""
         return self.seen_tokens
 
+    @property
+    def is_linear(self) -> list[bool]:
+        """Per layer, whether it is a state without a sequence length (transformers >= 5.24 reads it): never here,
+        `get_seq_length` counts the tokens seen, so `generate` can resume from a returned cache with the full
+        sequence and pass only the new tokens."""
+        return [False] * len(self.states)
+
     def reorder_cache(self, beam_idx: torch.LongTensor):
         """Keep the batch rows `beam_idx` (beam search), in place."""
         for layer in self.states:
@@ -283,15 +296,14 @@ class ITNetCache:
 
 
 @dataclass
-class ITNetModelOutput(BaseModelOutputWithPooling):
+class ITNetModelOutput(BaseModelOutputWithPoolingAndCrossAttentions):
     r"""
-    `BaseModelOutputWithPooling` with the generation state.
-
-    past_key_values (`ITNetCache`, returned with `use_cache=True` or when a cache was passed): the state after these
-        tokens, to continue the sequence from.
+    `last_hidden_state` `[B, N, D]`, `pooler_output` `[B, D]`, `hidden_states` and the generation state: `cache`
+    (`ITNetCache`, returned with `use_cache=True` or when a cache was passed), the state after these tokens, to
+    continue the sequence from. The field is transformers' own, so it is named as the installed version names it
+    (`cache` from 5.24, `past_key_values` on 5.23; `compat_itnet.cache_of(output)` reads either). ITNet has no
+    attention weights to return: `attentions` and `cross_attentions` stay None.
     """
-
-    past_key_values: ITNetCache | None = None
 
 
 class ITNetLayer(GradientCheckpointingLayer):
@@ -349,20 +361,18 @@ class ITNetLayer(GradientCheckpointingLayer):
         length_scale: tuple[float, ...] | None = None,
         positions: torch.Tensor | None = None,
         segments: list[tuple[tuple[int, ...], tuple[float, ...]]] | None = None,
-        past_key_values: ITNetCache | None = None,
+        cache: ITNetCache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         """The token layout is a grid (`grid_shape`, `length_scale`), `segments` or `positions`: see `ITNetMixer`."""
         normed = hidden_states if self.post_norm else self.mixer_norm(hidden_states)
-        if past_key_values is None:
+        if cache is None:
             mixed = self.mixer(normed, mask, grid_shape, length_scale, positions, segments=segments)
-        elif past_key_values.states[self.layer_idx] is None:  # the prompt: the full forward, keeping the states
-            mixed, past_key_values.states[self.layer_idx] = self.mixer(
-                normed, mask, grid_shape, length_scale, return_state=True
-            )
+        elif cache.states[self.layer_idx] is None:  # the prompt: the full forward, keeping the states
+            mixed, cache.states[self.layer_idx] = self.mixer(normed, mask, grid_shape, length_scale, return_state=True)
         else:
-            mixed, past_key_values.states[self.layer_idx] = self.mixer.step(
-                normed, mask, length_scale, past_key_values.states[self.layer_idx]
+            mixed, cache.states[self.layer_idx] = self.mixer.step(
+                normed, mask, length_scale, cache.states[self.layer_idx]
             )
         hidden_states = hidden_states + self.dropout(mixed)
         if self.post_norm:
@@ -452,6 +462,8 @@ class ITNetPreTrainedModel(PreTrainedModel):
             init.copy_(module.log_decay, rates)
         elif isinstance(module, ITNetLocalBranch):
             init.normal_(module.table, std=1.0 / module.window)
+        elif isinstance(module, ITNetGate):
+            init.constant_(module.bias, self.config.gate_bias_init)
         elif isinstance(module, ITNetPatchEmbeddings):
             for parameter in (module.cls_token, module.position_embeddings):
                 if parameter is not None:
@@ -495,8 +507,9 @@ class ITNetModel(ITNetPreTrainedModel):
       a grid (`ITNetMixer.GRID_FAMILIES`) do not apply; a point-cloud trunk builds the content families of
       `config.kernel_families` only (`low_rank`, `softmax`, `mlp`), the softmax bias over 3-D offsets.
 
-    `pooler_output` is the mean of the final hidden states over the real (unmasked) tokens, or the first token's
-    (`config.pooling="first"`), through a dense layer and `config.pooler_activation` if set (BERT's pooler).
+    `pooler_output` pools the final hidden states over the real (unmasked) tokens by `config.pooling` (the mean,
+    the first token, the per-channel max or a learned attention pooling; see `_pool`), through a dense layer and
+    `config.pooler_activation` if set (BERT's pooler).
 
     Args:
         config: the model configuration.
@@ -533,6 +546,7 @@ class ITNetModel(ITNetPreTrainedModel):
                 config.patch_size,
                 cls_token=config.image_cls_token,
                 grid_size=config.grid_size if absolute else 0,
+                stem_channels=config.image_stem_channels,
             )
             if "image" in modalities
             else None
@@ -561,6 +575,7 @@ class ITNetModel(ITNetPreTrainedModel):
         )
         # post-norm blocks end normalised: no final norm
         self.norm = make_norm(config) if config.norm_position == "pre" else nn.Identity()
+        self.attention_pool = nn.Linear(config.hidden_size, 1) if config.pooling == "attention" else None
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if config.pooler_activation else None
         self.pooler_act = ACT2FN[config.pooler_activation] if config.pooler_activation else None
         self.post_init()
@@ -737,6 +752,32 @@ class ITNetModel(ITNetPreTrainedModel):
             mask = quadrature_mask(attention_mask, points.shape[:2], hidden_states.dtype, " (one weight per point)")
         return hidden_states, mask, {"positions": points.to(hidden_states.dtype)}
 
+    def _pool(self, hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """`[B, N, D] -> [B, D]` over the real tokens (`mask` `[B, N]`, 1 real, 0 padding), by `config.pooling`:
+
+        - `"mean"`:      `Σ_j w_j h_j / Σ_j w_j`
+        - `"first"`:     `h_0` (BERT's `[CLS]`, ViT's class token)
+        - `"max"`:       `max_j h_j` per channel over the real tokens (PointNet's readout)
+        - `"attention"`: `Σ_j softmax_j(a·h_j + log w_j) h_j`, `a` learned (a mean at initialisation)
+        """
+        pooling = self.config.pooling
+        if pooling == "first":
+            return hidden_states[:, 0]
+        if pooling == "max":
+            if mask is None:
+                return hidden_states.amax(dim=1)
+            return hidden_states.masked_fill(mask.unsqueeze(-1) == 0, -torch.inf).amax(dim=1)
+        if pooling == "attention":
+            scores = self.attention_pool(hidden_states)  # [B, N, 1]
+            if mask is not None:
+                scores = scores.masked_fill(mask.unsqueeze(-1) == 0, -torch.inf)
+            return (scores.softmax(dim=1) * hidden_states).sum(dim=1)
+        if mask is None:
+            return hidden_states.mean(dim=1)
+        weights = mask.unsqueeze(-1)
+        return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+    @legacy_cache_argument
     @merge_with_config_defaults
     @capture_outputs
     def forward(
@@ -747,11 +788,12 @@ class ITNetModel(ITNetPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         points: torch.Tensor | None = None,
         point_features: torch.Tensor | None = None,
-        past_key_values: ITNetCache | None = None,
+        cache: ITNetCache | None = None,
         use_cache: bool | None = None,
         position_ids: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
         interpolate_pos_encoding: bool = False,
+        past_key_values: ITNetCache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> ITNetModelOutput:
         r"""
@@ -764,10 +806,10 @@ class ITNetModel(ITNetPreTrainedModel):
                 `W` multiples of `patch_size`.
             points (`torch.Tensor` of shape `[B, N, 3]`): point-cloud coordinates (a point-cloud trunk).
             point_features (`torch.Tensor` of shape `[B, N, config.point_feature_size]`): per-point features.
-            past_key_values (`ITNetCache`): the state after the `T` tokens seen so far (causal text models only); the
-                inputs continue that sequence, one token at a time at O(1) to O(T) cost each (see `ITNetCache`). It is
-                updated in place and returned.
-            use_cache (`bool`, defaults to False): when no `past_key_values` is given, start an `ITNetCache` from
+            cache (`ITNetCache`): the state after the `T` tokens seen so far (causal text models only); the inputs
+                continue that sequence, one token at a time at O(1) to O(T) cost each (see `ITNetCache`). It is updated
+                in place and returned.
+            use_cache (`bool`, defaults to False): when no `cache` is given, start an `ITNetCache` from
                 these inputs (the normal full forward, keeping each branch's final state) and return it.
             position_ids (`torch.LongTensor` of shape `[B, N]`): absolute positions of the text tokens (models with
                 `config.position_embedding_type="absolute"` only); default `T, T + 1, ...`.
@@ -775,20 +817,22 @@ class ITNetModel(ITNetPreTrainedModel):
                 `config.type_vocab_size > 0` only); default 0.
             interpolate_pos_encoding (`bool`, defaults to False): with absolute position embeddings, images of another
                 size than `config.image_size` interpolate them (as ViT); without, such images raise an error.
+            past_key_values: `cache` under its name before transformers 5.24, which 5.23's `generate` passes and
+                checks against the signature; `legacy_cache_argument` moves it (or `cache_params`) to `cache`.
         `pooler_output` pools the tokens of this call.
         """
-        if (use_cache or past_key_values is not None) and self.training and self.is_activation_checkpointing:
+        if (use_cache or cache is not None) and self.training and self.is_activation_checkpointing:
             logger.warning_once("A cache is incompatible with activation checkpointing in training; not using one.")
-            use_cache, past_key_values = False, None
-        if use_cache and past_key_values is None:
-            past_key_values = ITNetCache(self.config)
-        past = 0 if past_key_values is None else past_key_values.get_seq_length()
-        if past_key_values is not None:
+            use_cache, cache = False, None
+        if use_cache and cache is None:
+            cache = ITNetCache(self.config)
+        past = 0 if cache is None else cache.get_seq_length()
+        if cache is not None:
             if not self.config.is_causal:
-                raise ValueError("`past_key_values`/`use_cache` continue a sequence causally; set `is_causal=True`.")
+                raise ValueError("`cache`/`use_cache` continue a sequence causally; set `is_causal=True`.")
             if pixel_values is not None or points is not None:
                 raise ValueError(
-                    "`past_key_values`/`use_cache` apply to text (`input_ids`/`inputs_embeds`), not images or points."
+                    "`cache`/`use_cache` apply to text (`input_ids`/`inputs_embeds`), not images or points."
                 )
             new = next((x.shape[1] for x in (input_ids, inputs_embeds) if x is not None and x.ndim > 1), None)
             if past and attention_mask is not None and new is not None:
@@ -803,7 +847,7 @@ class ITNetModel(ITNetPreTrainedModel):
             input_ids, attention_mask, inputs_embeds, pixel_values, points, point_features,
             (position_ids, token_type_ids, past), interpolate_pos_encoding,
         )  # fmt: skip
-        if mask is not None and past_key_values is None:
+        if mask is not None and cache is None:
             # Not with a cache: a left-padded prompt filled chunk by chunk may hold only padding so far.
             check_some_real_token(mask)
         if past and past + hidden_states.shape[1] > self.config.max_position_embeddings:
@@ -812,20 +856,14 @@ class ITNetModel(ITNetPreTrainedModel):
                 f"({self.config.max_position_embeddings})."
             )
         for layer in self.layers:
-            hidden_states = layer(hidden_states, mask, **layout, past_key_values=past_key_values, **kwargs)
-        if past_key_values is not None:
-            past_key_values.seen_tokens += hidden_states.shape[1]
+            hidden_states = layer(hidden_states, mask, **layout, cache=cache, **kwargs)
+        if cache is not None:
+            cache.seen_tokens += hidden_states.shape[1]
         hidden_states = self.norm(hidden_states)
-        if self.config.pooling == "first":
-            pooled = hidden_states[:, 0]
-        elif mask is None:
-            pooled = hidden_states.mean(dim=1)
-        else:
-            weights = mask.unsqueeze(-1)
-            pooled = (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        pooled = self._pool(hidden_states, mask)
         if self.pooler is not None:
             pooled = self.pooler_act(self.pooler(pooled))
-        return ITNetModelOutput(last_hidden_state=hidden_states, pooler_output=pooled, past_key_values=past_key_values)
+        return ITNetModelOutput(last_hidden_state=hidden_states, pooler_output=pooled, **cache_output(cache))
 
 
 class ITNetForSequenceClassification(ITNetPreTrainedModel):
@@ -874,7 +912,7 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
     r"""ITNet with a language-modelling head, for next-token prediction and `generate()`.
 
     Needs causal kernels (`config.is_causal=True`). The output embedding is tied to the input embedding unless
-    `config.tie_word_embeddings=False`. Generation keeps an `ITNetCache` (returned as `past_key_values`): every new
+    `config.tie_word_embeddings=False`. Generation keeps an `ITNetCache` (returned as the output's `cache`): every new
     token continues each branch's state instead of re-running the prompt, and cached decoding gives the logits of
     the full forward (to float rounding). Left-padded batches generate as each prompt alone: padded positions have
     quadrature weight 0 and keep their place on the 1-D grid, so the offsets between real tokens are unchanged. The
@@ -921,18 +959,13 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
             )
 
     def prepare_inputs_for_generation(
-        self,
-        input_ids,
-        past_key_values=None,
-        attention_mask=None,
-        inputs_embeds=None,
-        is_first_iteration=False,
-        **kwargs,
+        self, input_ids, attention_mask=None, inputs_embeds=None, is_first_iteration=False, **kwargs
     ):
         """`GenerationMixin`'s: once a cache exists only the new token is passed, with the whole 2-D
         `attention_mask` (the `ITNetCache` is not compileable, so the mask stays 2-D); `inputs_embeds` serve the
         prompt pass; `position_ids` only for absolute position embeddings. Refuses the Monte Carlo `"mlp"` kernel
-        first."""
+        first. The cache arrives under the installed `generate`'s name (`cache`, or `past_key_values` before 5.24)
+        and is passed on under it, so this override names none."""
         if "mlp" in self.config.kernel_families and self.config.mlp_kernel_samples > 0:
             raise ValueError(
                 "Generation with the Monte Carlo 'mlp' kernel "
@@ -942,7 +975,6 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
             )
         model_inputs = super().prepare_inputs_for_generation(
             input_ids,
-            past_key_values=past_key_values,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
             is_first_iteration=is_first_iteration,
@@ -952,21 +984,23 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
             model_inputs.pop("position_ids", None)
         return model_inputs
 
+    @legacy_cache_argument
     @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        past_key_values: ITNetCache | None = None,
+        cache: ITNetCache | None = None,
         use_cache: bool | None = None,
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         position_ids: torch.LongTensor | None = None,
+        past_key_values: ITNetCache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> CausalLMOutputWithPast:
         r"""
-        input_ids, attention_mask, inputs_embeds, past_key_values, use_cache: as in `ITNetModel.forward`.
+        input_ids, attention_mask, inputs_embeds, cache, use_cache, past_key_values: as in `ITNetModel.forward`.
         labels (`torch.LongTensor` of shape `[B, N]`): the tokens to predict, shifted inside (`labels = input_ids`
             trains next-token prediction); -100 is ignored. The loss is `self.loss_function` (`ForCausalLMLoss`),
             normalised by `num_items_in_batch` when the Trainer passes it.
@@ -975,14 +1009,15 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
         position_ids (`torch.LongTensor` of shape `[B, N]`): absolute positions (converted GPT-2 models only;
             `generate` passes them, counting real tokens as GPT-2's generation does).
 
-        Returns `logits` `[B, N or logits_to_keep, vocab_size]` and, with a cache, `past_key_values` (`ITNetCache`).
+        Returns `logits` `[B, N or logits_to_keep, vocab_size]` and, with a cache, the `ITNetCache` (`cache`, or `past_key_values`
+        before transformers 5.24).
         """
         check_token_labels(labels, input_ids, inputs_embeds, self.config.vocab_size)
         outputs = self.itnet(
             input_ids=input_ids,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
-            past_key_values=past_key_values,
+            cache=cache,
             use_cache=use_cache,
             position_ids=position_ids,
             **kwargs,
@@ -992,7 +1027,7 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
         return CausalLMOutputWithPast(
-            loss=loss, logits=logits, past_key_values=outputs.past_key_values, hidden_states=outputs.hidden_states
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, **cache_output(cache_of(outputs))
         )
 
 

@@ -16,8 +16,8 @@ too.
 """
 
 import torch
-from transformers import Pipeline
-from transformers.image_utils import load_image
+
+from .compat_itnet import Pipeline, load_image
 
 
 class ITNetVisualQuestionAnsweringPipeline(Pipeline):

@@ -2,8 +2,7 @@
 
 from collections.abc import Sequence
 
-from transformers.feature_extraction_utils import BatchFeature
-from transformers.processing_utils import ProcessorMixin
+from .compat_itnet import BatchFeature, ProcessorMixin
 
 
 def _is_image(value) -> bool:

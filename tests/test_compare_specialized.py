@@ -32,20 +32,39 @@ def test_match_width_on_a_baseline():
     assert within_tolerance(parameters, target, 0.05) and width % 2 == 0
 
 
-def test_quick_run_writes_matched_finite_rows(tmp_path):
+def test_quick_run_chooses_the_learning_rate_on_validation_and_reports_test(tmp_path):
     output = tmp_path / "quick"
     command = [
         sys.executable, str(ROOT / "benchmarks" / "compare_specialized.py"), "--quick", "--tasks", "points",
-        "--steps", "2", "--seeds", "0", "--output", str(output), "--no-progress",
+        "--lr_grid", "1e-3", "1e-2", "--seeds", "0", "1", "--workers", "2", "--output", str(output),
     ]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT, timeout=600)
     with open(output.with_suffix(".csv")) as handle:
         rows = list(csv.DictReader(handle))
+    with open(tmp_path / "quick_lr.csv") as handle:
+        search = list(csv.DictReader(handle))
     assert rows and list(rows[0]) == COLUMNS
-    assert [row["model"] for row in rows] == ["ITNet", "PointNet"]
+    assert [(row["model"], row["seed"]) for row in rows] == [("ITNet", "0"), ("ITNet", "1"), ("PointNet", "0"),
+                                                             ("PointNet", "1")]  # fmt: skip
+    for model in ("ITNet", "PointNet"):
+        tried = [r for r in search if r["model"] == model]
+        assert sorted(float(r["learning_rate"]) for r in tried) == [1e-3, 1e-2]
+        chosen = max(tried, key=lambda r: float(r["validation"]))  # the first of equals, as the run keeps it
+        assert [r for r in tried if r["chosen"] == "1"] == [chosen]
+        assert {float(r["learning_rate"]) for r in rows if r["model"] == model} == {float(chosen["learning_rate"])}
     for row in rows:
         assert abs(int(row["parameters"]) - int(row["itnet_parameters"])) <= 0.1 * int(row["itnet_parameters"])
-        assert math.isfinite(float(row["value"])) and 0.0 <= float(row["value"]) <= 1.0
-        assert math.isfinite(float(row["final_train_loss"])) and float(row["train_seconds"]) > 0
-    assert output.with_suffix(".png").stat().st_size > 0
-    assert (tmp_path / "quick_summary.csv").exists() and output.with_suffix(".log").exists()
+        assert 0.0 <= float(row["test"]) <= 1.0 and 0.0 <= float(row["validation"]) <= 1.0
+        assert math.isfinite(float(row["final_train_loss"])) and float(row["seconds_per_step"]) > 0
+    with open(tmp_path / "quick_curves.csv") as handle:
+        curves = list(csv.DictReader(handle))
+    assert {int(c["step"]) for c in curves} == set(range(1, 11))  # 10 points of a 10-step run
+    with open(tmp_path / "quick_gates.csv") as handle:
+        gates = list(csv.DictReader(handle))
+    assert {g["family"] for g in gates} == {"low_rank", "softmax"}  # the preset's content families, on points
+    assert all(0.0 <= float(g["gate_mean"]) <= 1.0 for g in gates)
+    for suffix in (".png", "_curves.png", "_gates.png"):
+        assert (tmp_path / f"quick{suffix}").stat().st_size > 0
+    with open(tmp_path / "quick_summary.csv") as handle:
+        summary = list(csv.DictReader(handle))
+    assert {s["model"] for s in summary} == {"ITNet", "PointNet"} and all(s["seeds"] == "2" for s in summary)

@@ -6,6 +6,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from modeling_itnet import ITNetCache, ITNetConfig, ITNetForCausalLM, ITNetModel
+from modeling_itnet.compat_itnet import cache_of, cache_output
 
 
 ALL_EXACT = ["spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp"]
@@ -74,12 +75,12 @@ def cached_logits(model, input_ids, attention_mask, prompt_length, chunk):
     """Logits of the cached pass: the prompt, then a chunk of `chunk` tokens, then one token at a time."""
     prompt = slice(0, prompt_length)
     out = model(input_ids=input_ids[:, prompt], attention_mask=attention_mask[:, prompt], use_cache=True)
-    cache, logits = out.past_key_values, [out.logits]
+    cache, logits = cache_of(out), [out.logits]
     assert isinstance(cache, ITNetCache)
     bounds = [prompt_length, prompt_length + chunk, *range(prompt_length + chunk + 1, input_ids.shape[1] + 1)]
     for start, end in zip(bounds[:-1], bounds[1:]):
-        out = model(input_ids=input_ids[:, start:end], attention_mask=attention_mask[:, :end], past_key_values=cache)
-        assert out.past_key_values is cache and cache.get_seq_length() == end
+        out = model(input_ids=input_ids[:, start:end], attention_mask=attention_mask[:, :end], cache=cache)
+        assert cache_of(out) is cache and cache.get_seq_length() == end
         logits.append(out.logits)
     return torch.cat(logits, dim=1)
 
@@ -100,10 +101,10 @@ def test_recurrent_states_do_not_grow_with_the_sequence(families):
     model = build_lm(families)
     input_ids = torch.randint(1, VOCAB, (2, 20), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        cache = model(input_ids=input_ids[:, :5], use_cache=True).past_key_values
+        cache = cache_of(model(input_ids=input_ids[:, :5], use_cache=True))
         shapes = [{f: {k: t.shape for k, t in s.items()} for f, s in layer.items()} for layer in cache.states]
         for t in range(5, 20):
-            model(input_ids=input_ids[:, t : t + 1], past_key_values=cache)
+            model(input_ids=input_ids[:, t : t + 1], cache=cache)
     assert [{f: {k: t.shape for k, t in s.items()} for f, s in layer.items()} for layer in cache.states] == shapes
     assert cache.get_seq_length() == 20
 
@@ -116,8 +117,8 @@ def test_greedy_generation_is_the_same_with_and_without_the_cache(families):
     uncached = model.generate(input_ids, do_sample=False, max_new_tokens=12, use_cache=False)
     assert cached.sequences.shape == (2, 18)
     assert torch.equal(cached.sequences, uncached)
-    assert isinstance(cached.past_key_values, ITNetCache)
-    assert cached.past_key_values.get_seq_length() == 17  # the last token is generated, never fed back
+    assert isinstance(cache_of(cached), ITNetCache)
+    assert cache_of(cached).get_seq_length() == 17  # the last token is generated, never fed back
 
 
 def test_generation_from_inputs_embeds_and_from_a_returned_cache():
@@ -131,7 +132,7 @@ def test_generation_from_inputs_embeds_and_from_a_returned_cache():
     resumed = model.generate(
         first.sequences,
         attention_mask=torch.ones_like(first.sequences),  # a generated pad id (0) is a real token here
-        past_key_values=first.past_key_values,
+        **cache_output(cache_of(first)),  # under the installed `generate`'s name
         do_sample=False,
         max_new_tokens=4,
     )
@@ -243,11 +244,11 @@ def test_causal_lm_needs_causal_kernels():
 def test_cache_misuse_raises_clear_errors():
     model = build_lm(["low_rank"], max_position_embeddings=10)
     input_ids = torch.randint(1, VOCAB, (2, 6))
-    cache = model(input_ids=input_ids, use_cache=True).past_key_values
+    cache = cache_of(model(input_ids=input_ids, use_cache=True))
     with pytest.raises(ValueError, match="attention_mask"):  # must cover the 6 cached and the new token
-        model(input_ids=input_ids[:, :1], attention_mask=torch.ones(2, 1), past_key_values=cache)
+        model(input_ids=input_ids[:, :1], attention_mask=torch.ones(2, 1), cache=cache)
     with pytest.raises(ValueError, match="max_position_embeddings"):
-        model(input_ids=input_ids, past_key_values=cache)
+        model(input_ids=input_ids, cache=cache)
     with pytest.raises(ValueError, match="images"):
         ITNetModel(lm_config(["spectral"]))(pixel_values=torch.randn(1, 3, 32, 32), use_cache=True)
 
@@ -257,5 +258,5 @@ def test_activation_checkpointing_in_training_uses_no_cache():
     model.activation_checkpointing_enable()
     input_ids = torch.randint(1, VOCAB, (2, 6))
     out = model(input_ids=input_ids, labels=input_ids, use_cache=True)
-    assert out.past_key_values is None
+    assert cache_of(out) is None
     out.loss.backward()

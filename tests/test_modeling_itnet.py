@@ -15,6 +15,7 @@ from modeling_itnet import (
     ITNetConfig,
     ITNetForCausalLM,
     ITNetForImageClassification,
+    ITNetForPointCloudClassification,
     ITNetForSequenceClassification,
     ITNetModel,
 )
@@ -309,6 +310,8 @@ FIELD_CHANGES = {
     "type_vocab_size": 2,
     "embedding_norm": True,
     "image_cls_token": True,
+    "image_stem_channels": 4,
+    "gate_bias_init": 2.0,
     "pooling": "first",
     "pooler_activation": "tanh",
     "gate_activation": "silu",
@@ -366,3 +369,53 @@ def test_every_config_field_changes_the_model():
             or not torch.equal(image, base_image)
         )
         assert changed, f"config field {field!r} has no effect on the model"
+
+
+@pytest.mark.parametrize("pooling", ["mean", "first", "max", "attention"])
+def test_pooling_reads_only_the_real_tokens(pooling):
+    model = build(ITNetModel, pooling=pooling, kernel_families=["spectral", "local", "low_rank", "softmax"])
+    input_ids = torch.randint(1, 50, (1, 7), generator=torch.Generator().manual_seed(3))
+    padded = torch.cat([input_ids, torch.zeros(1, 4, dtype=torch.long)], dim=1)
+    mask = torch.cat([torch.ones(1, 7), torch.zeros(1, 4)], dim=1)
+    with torch.no_grad():
+        alone = model(input_ids=input_ids)
+        with_padding = model(input_ids=padded, attention_mask=mask)
+    torch.testing.assert_close(with_padding.pooler_output, alone.pooler_output, atol=1e-6, rtol=0)
+    states = alone.last_hidden_state[0]
+    expected = {
+        "mean": states.mean(0),
+        "first": states[0],
+        "max": states.max(0).values,
+        "attention": (model.attention_pool(states).softmax(0) * states).sum(0) if pooling == "attention" else None,
+    }[pooling]
+    torch.testing.assert_close(alone.pooler_output[0], expected, atol=1e-6, rtol=0)
+
+
+def test_point_cloud_max_and_attention_pooling_ignore_the_order_of_the_points():
+    for pooling in ("max", "attention"):
+        model = build(ITNetForPointCloudClassification, pooling=pooling, kernel_families=["low_rank", "softmax"],
+                      softmax_relative_bias=False, num_labels=3)  # fmt: skip
+        points = torch.randn(2, 30, 3, generator=torch.Generator().manual_seed(4))
+        order = torch.randperm(30, generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            torch.testing.assert_close(model(points=points[:, order]).logits, model(points=points).logits,
+                                       atol=1e-5, rtol=0)  # fmt: skip
+
+
+def test_the_convolutional_stem_sees_inside_each_patch():
+    plain = build(ITNetModel, image_stem_channels=0)
+    stem = build(ITNetModel, image_stem_channels=8)
+    assert plain.image_embeddings.stem is None and stem.image_embeddings.stem[0].out_channels == 8
+    pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(6))
+    shifted = pixels.clone()
+    shifted[:, :, 4:8, 4:8] = pixels[:, :, 4:8, 4:8].flip(-1)  # one patch's pixels mirrored inside it
+    with torch.no_grad():
+        assert stem(pixel_values=pixels).last_hidden_state.shape == plain(pixel_values=pixels).last_hidden_state.shape
+        assert not torch.equal(stem(pixel_values=shifted).last_hidden_state, stem(pixel_values=pixels).last_hidden_state)
+
+
+def test_gate_bias_init_sets_every_mixer_gate():
+    model = build(ITNetModel, gate_bias_init=2.0)
+    for layer in model.layers:
+        assert torch.equal(layer.mixer.gate.bias, torch.full_like(layer.mixer.gate.bias, 2.0))
+    assert torch.equal(build(ITNetModel).layers[0].mixer.gate.bias, torch.zeros_like(model.layers[0].mixer.gate.bias))

@@ -26,6 +26,7 @@ from torch import nn
 from transformers.models.auto import modeling_auto
 
 from modeling_itnet import (
+    ITNetCache,
     ITNetConfig,
     ITNetForCausalLM,
     ITNetForImageClassification,
@@ -197,6 +198,19 @@ class ITNetClassificationTestsMixin(ITNetCommonTestsMixin):
     def test_for_classification(self):
         config, inputs, labels = self.model_tester.prepare_config_and_inputs()
         self.model_tester.create_and_check_for_classification(self.classification_class, config, inputs, labels)
+
+    def test_bc_cache_name_forward(self):
+        """Upstream's (5.24) passes `use_cache=True` to every model whose forward takes `cache`. ITNet's
+        bidirectional models refuse a cache, which continues a sequence causally: a `ValueError` under the new name
+        and the old ones alike. The causal tester runs upstream's test; `tests/test_compat.py` checks that the old
+        names continue a sequence as `cache` does."""
+        config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
+        for model_class in self.all_model_classes:
+            model = model_class(config).eval()
+            for name in ("use_cache", "cache", "past_key_values", "cache_params"):
+                value = True if name == "use_cache" else ITNetCache(config)
+                with self.subTest(model_class.__name__, argument=name), self.assertRaisesRegex(ValueError, "causal"):
+                    model(**inputs, **{name: value})
 
 
 class ITNetTextModelTest(ITNetClassificationTestsMixin, ModelTesterMixin, unittest.TestCase):

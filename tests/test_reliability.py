@@ -20,6 +20,7 @@ from modeling_itnet import (
     ITNetForVisualQuestionAnswering,
     ITNetModel,
 )
+from modeling_itnet.compat_itnet import cache_of
 from modeling_itnet.configuration_itnet import KERNEL_FAMILIES
 from modeling_itnet.kernels_itnet import spectral_conv
 
@@ -67,8 +68,8 @@ def pixels(*shape):
 
 
 def cached_step_with_short_mask(model):
-    cache = model(input_ids=ids(), use_cache=True).past_key_values
-    return model(input_ids=ids(2, 1), attention_mask=torch.ones(2, 3), past_key_values=cache)
+    cache = cache_of(model(input_ids=ids(), use_cache=True))
+    return model(input_ids=ids(2, 1), attention_mask=torch.ones(2, 3), cache=cache)
 
 
 def processor_mismatch(_model):

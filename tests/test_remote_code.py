@@ -3,6 +3,11 @@ where `modeling_itnet` is NOT installed, with outputs identical to the package's
 
 The environment is a real venv (`python -m venv --without-pip`) whose site-packages links every distribution of this
 one except `modeling_itnet`; the test checks that `import modeling_itnet` fails there before loading anything.
+
+Across transformers versions: with `ITNET_CROSS_VENV` naming another virtual environment (CI sets it to the venv of
+the other end of the supported range), the same folders load in an isolated environment made from that venv's
+site-packages, under its transformers, with identical logits and tokens. CI runs this at both ends, so both
+directions (saved under the oldest, loaded under the newest, and back) are checked.
 """
 
 import json
@@ -17,11 +22,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+import transformers
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 from transformers import AutoTokenizer
 
 import modeling_itnet
 from itnet_testing import HEAD_CASES, tiny_builders
 from modeling_itnet import AUTO_CLASSES, ITNetForImageClassification, ITNetImageProcessorPil, ITNetProcessor
+from modeling_itnet.compat_itnet import TESTED_TRANSFORMERS
 
 
 _, build = tiny_builders(max_position_embeddings=64, num_labels=3)
@@ -48,7 +57,7 @@ LOADER = textwrap.dedent(
 
     assert importlib.util.find_spec("modeling_itnet") is None, "modeling_itnet is importable"
     root, heads = sys.argv[1], json.loads(sys.argv[2])
-    results = {}
+    results = {"transformers": transformers.__version__}
     for name, (loader, key) in heads.items():
         path = f"{root}/{name}"
         if loader.startswith("Auto"):
@@ -81,21 +90,42 @@ LOADER = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def isolated_python(tmp_path_factory) -> Path:
-    """A venv linking this environment's site-packages minus `modeling_itnet` (its code, dist-info, editable hooks)."""
-    venv = tmp_path_factory.mktemp("venv-without-modeling-itnet")
+def make_isolated_python(venv: Path, source: Path) -> Path:
+    """A venv at `venv` linking the site-packages `source` minus `modeling_itnet` (its code, dist-info, editable
+    hooks); returns its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     target = Path(
         subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
                        capture_output=True, text=True).stdout.strip()
     )
-    source = Path(sysconfig.get_paths()["purelib"])
     for entry in source.iterdir():
         if "modeling_itnet" not in entry.name and not (target / entry.name).exists():
             (target / entry.name).symlink_to(entry)
     return python
+
+
+@pytest.fixture(scope="module")
+def isolated_python(tmp_path_factory) -> Path:
+    """This environment's site-packages, without `modeling_itnet`."""
+    venv = tmp_path_factory.mktemp("venv-without-modeling-itnet")
+    return make_isolated_python(venv, Path(sysconfig.get_paths()["purelib"]))
+
+
+@pytest.fixture(scope="module")
+def cross_python(tmp_path_factory) -> Path:
+    """The site-packages of the venv `ITNET_CROSS_VENV` (another transformers version), without `modeling_itnet`."""
+    other = os.environ.get("ITNET_CROSS_VENV")
+    if not other:
+        pytest.skip("ITNET_CROSS_VENV is not set (CI sets it to the venv of the other end of the supported range)")
+    other_python = Path(other) / "bin" / "python"
+    if not other_python.exists():
+        raise FileNotFoundError(f"ITNET_CROSS_VENV={other} has no bin/python")
+    source = subprocess.run(
+        [other_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
+        capture_output=True, text=True,
+    ).stdout.strip()
+    return make_isolated_python(tmp_path_factory.mktemp("venv-cross-version"), Path(source))
 
 
 def isolated_env(tmp_path: Path) -> dict:
@@ -113,7 +143,7 @@ def test_the_isolated_environment_cannot_import_the_package(isolated_python, tmp
 
 def test_saved_folder_holds_the_code_and_an_auto_map_naming_every_head(tmp_path):
     build(ITNetForImageClassification).save_pretrained(tmp_path)
-    assert {"configuration_itnet.py", "modeling_itnet.py", "layers_itnet.py", "kernels_itnet.py"} <= {
+    assert {"configuration_itnet.py", "modeling_itnet.py", "layers_itnet.py", "kernels_itnet.py", "compat_itnet.py"} <= {
         path.name for path in tmp_path.glob("*.py")
     }
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
@@ -124,13 +154,14 @@ def test_saved_folder_holds_the_code_and_an_auto_map_naming_every_head(tmp_path)
     assert set(AUTO_CLASSES) >= {loader for loader in LOADERS.values() if loader.startswith("Auto")}
 
 
-def test_every_head_and_the_processor_load_without_the_package(isolated_python, tmp_path):
+def save_every_head_and_the_processor(root: Path) -> dict:
+    """Save every head of HEAD_CASES (with its inputs) and a processor under `root`; returns the package's outputs."""
     expected = {}
     for name, (head, overrides, make_inputs, key) in HEAD_CASES.items():
         model = build(head, **overrides)
-        model.save_pretrained(tmp_path / name)
+        model.save_pretrained(root / name)
         inputs = make_inputs()
-        torch.save(inputs, tmp_path / name / "inputs.pt")
+        torch.save(inputs, root / name / "inputs.pt")
         with torch.no_grad():
             expected[name] = model(**inputs)[key]
         if name == "causal-lm":
@@ -138,29 +169,52 @@ def test_every_head_and_the_processor_load_without_the_package(isolated_python, 
 
     tokenizer = AutoTokenizer.from_pretrained(modeling_itnet.tokenizer_path())
     processor = ITNetProcessor(ITNetImageProcessorPil(size={"height": 16, "width": 16}), tokenizer)
-    processor.save_pretrained(tmp_path / "processor")
+    processor.save_pretrained(root / "processor")
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)) for _ in range(2)]
-    torch.save(images, tmp_path / "processor" / "images.pt")
+    torch.save(images, root / "processor" / "images.pt")
     texts = ["what shape is it?", "a red circle"]
+    expected["processor"] = processor(images=images, text=texts, padding=True, return_tensors="pt")
+    expected["tokenizer"] = tokenizer("a red circle")["input_ids"]
+    return expected
 
+
+def load_in(python: Path, root: Path) -> dict:
+    """Run LOADER on the folders under `root` with the isolated `python`; returns what it computed."""
     heads = {name: (LOADERS[name], key) for name, (_, _, _, key) in HEAD_CASES.items()}
     subprocess.run(
-        [isolated_python, "-c", LOADER, str(tmp_path), json.dumps(heads)],
-        cwd=tmp_path, env=isolated_env(tmp_path), check=True, timeout=600,
+        [python, "-c", LOADER, str(root), json.dumps(heads)],
+        cwd=root, env=isolated_env(root), check=True, timeout=600,
     )
-    results = torch.load(tmp_path / "results.pt", weights_only=False)
+    return torch.load(root / "results.pt", weights_only=False)
 
+
+def assert_same_outputs(results: dict, expected: dict):
     for name in HEAD_CASES:
         assert results[name + ":module"].startswith("transformers_modules."), results[name + ":module"]
         torch.testing.assert_close(results[name], expected[name], rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
     assert torch.equal(results["generated"], expected["generated"])
     assert results["base_from_sequence"] == "ITNetModel"
-
-    ours = processor(images=images, text=texts, padding=True, return_tensors="pt")
+    ours = expected["processor"]
     assert results["processor"].keys() == ours.keys()
     for key in ours:
         assert torch.equal(results["processor"][key], ours[key]), key
     assert results["processor:class"] == "ITNetProcessor/ITNetImageProcessorPil"
     assert torch.equal(results["image_processor"], ours["pixel_values"])
-    assert results["tokenizer"] == tokenizer("a red circle")["input_ids"]
+    assert results["tokenizer"] == expected["tokenizer"]
+
+
+def test_every_head_and_the_processor_load_without_the_package(isolated_python, tmp_path):
+    expected = save_every_head_and_the_processor(tmp_path)
+    results = load_in(isolated_python, tmp_path)
+    assert results["transformers"] == transformers.__version__
+    assert_same_outputs(results, expected)
+
+
+def test_every_head_loads_under_the_other_transformers_of_the_range(cross_python, tmp_path):
+    """Saved under this transformers, loaded without the package under the other end of the range."""
+    expected = save_every_head_and_the_processor(tmp_path)
+    results = load_in(cross_python, tmp_path)
+    assert results["transformers"] != transformers.__version__, "ITNET_CROSS_VENV has the same transformers"
+    assert Version(results["transformers"]) in SpecifierSet(TESTED_TRANSFORMERS)
+    assert_same_outputs(results, expected)

@@ -1,0 +1,116 @@
+"""Ablations of the shared ITNet preset (`itnet-unified`), per task: each kernel family off (and `recurrent` on),
+each pooling, a convolutional image stem on, the gate initialisation, and the previous shared preset
+(`itnet-tiny`) for reference. ITNet only, the short budget of `compare_specialized.py`, seed 0, each variant at its
+best learning rate of `--lr_grid` on the validation split (the same protocol as the comparison's search).
+
+    python benchmarks/ablate_unified.py                          # every task and variant
+    python benchmarks/ablate_unified.py --tasks images --variants unified -local
+
+Writes `<output>.csv` (task, variant, learning rate, validation metric, ms/step), `<output>.log` and `<output>.png`
+(`--output` defaults to `benchmarks/results/ablate_unified`).
+"""
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare_specialized import BUDGETS, RESULTS, better, run_jobs  # noqa: E402
+from specialized_models import TASKS  # noqa: E402
+
+FAMILIES = ["spectral", "local", "low_rank", "softmax"]  # itnet-unified's
+VARIANTS = {
+    "unified": {},
+    "-spectral": {"kernel_families": [f for f in FAMILIES if f != "spectral"]},
+    "-local": {"kernel_families": [f for f in FAMILIES if f != "local"]},
+    "-low_rank": {"kernel_families": [f for f in FAMILIES if f != "low_rank"]},
+    "-softmax": {"kernel_families": [f for f in FAMILIES if f != "softmax"]},
+    "+recurrent": {"kernel_families": FAMILIES + ["recurrent"]},
+    "pool=mean": {"pooling": "mean"},
+    "pool=first": {"pooling": "first"},
+    "pool=attention": {"pooling": "attention"},
+    "stem=16": {"image_stem_channels": 16},
+    "gate=+2": {"gate_bias_init": 2.0},
+    "gate=-2": {"gate_bias_init": -2.0},
+    "itnet-tiny": None,  # the previous shared preset, as it was
+}
+CAUSAL_ONLY = {"+recurrent"}  # the recurrent family keeps a state only with causal kernels: the LM task alone
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--lr_grid", nargs="*", type=float, default=[3e-3, 1e-2])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--output", default=str(RESULTS / "ablate_unified"))
+    args = parser.parse_args()
+    output = Path(args.output)
+    rows, lines = [], [f"ablate_unified: tasks {args.tasks}; variants {args.variants}; lr grid {args.lr_grid}; "
+                       f"short budget {BUDGETS['short']}; seed 0; {args.workers} worker(s) x 1 thread"]  # fmt: skip
+    print(lines[0], flush=True)
+    start = time.perf_counter()
+    for task in args.tasks:
+        jobs, batch_size = [], TASKS[task]().batch_size
+        for variant in args.variants:
+            if variant in CAUSAL_ONLY and task != "lm":
+                continue
+            itnet = {"preset": "itnet-tiny", "overrides": {}} if VARIANTS[variant] is None else {
+                "preset": "itnet-unified", "overrides": VARIANTS[variant]}  # fmt: skip
+            jobs += [dict(task=task, itnet=itnet, steps=BUDGETS["short"][task], batch_size=batch_size,
+                          quick=False, model="ITNet", learning_rate=lr, seed=0, want_test=False, variant=variant)
+                     for lr in args.lr_grid]  # fmt: skip
+        results = run_jobs(jobs, args.workers)
+        for variant in dict.fromkeys(r["variant"] for r in results):
+            tried = [r for r in results if r["variant"] == variant]
+            best = tried[0]
+            for r in tried[1:]:
+                if better(r["metric"], r["validation"], best["validation"]):
+                    best = r
+            rows.append({"task": task, "variant": variant, "learning_rate": best["learning_rate"],
+                         "metric": best["metric"], "validation": best["validation"],
+                         "parameters": best["entry"]["parameters"],
+                         "ms_per_step": round(best["seconds_per_step"] * 1000, 1),
+                         "all_lrs": " ".join(f"{r['learning_rate']:g}:{r['validation']:.4f}" for r in tried)})  # fmt: skip
+            lines.append(f"[{task}] {variant:11s} lr {best['learning_rate']:g} validation {best['metric']} "
+                         f"{best['validation']:.4f}  {best['entry']['parameters']:,} params  "
+                         f"{best['seconds_per_step'] * 1000:.0f} ms/step  ({rows[-1]['all_lrs']})")  # fmt: skip
+            print(lines[-1], flush=True)
+        with open(output.with_suffix(".csv"), "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        output.with_suffix(".log").write_text("\n".join(lines) + "\n")
+    lines.append(f"total {time.perf_counter() - start:.0f} s")
+    output.with_suffix(".log").write_text("\n".join(lines) + "\n")
+    plot(rows, output.with_suffix(".png"))
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 4.0), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        group = [r for r in rows if r["task"] == task]
+        ax.barh(range(len(group)), [r["validation"] for r in group],
+                color=["tab:red" if r["variant"] == "unified" else "tab:gray" for r in group])  # fmt: skip
+        ax.set_yticks(range(len(group)), [r["variant"] for r in group], fontsize=7)
+        ax.invert_yaxis()
+        metric = group[0]["metric"]
+        ax.set_title(f"{task}: validation {metric}", fontsize=9)
+        if metric == "perplexity":
+            ax.set_xscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
