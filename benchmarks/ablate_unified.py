@@ -21,16 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_specialized import BUDGETS, RESULTS, better, run_jobs  # noqa: E402
 from specialized_models import TASKS  # noqa: E402
 
-FAMILIES = ["spectral", "local", "low_rank", "softmax"]  # itnet-unified's
+FAMILIES = ["spectral", "local", "low_rank"]  # itnet-unified's
 VARIANTS = {
     "unified": {},
     "-spectral": {"kernel_families": [f for f in FAMILIES if f != "spectral"]},
     "-local": {"kernel_families": [f for f in FAMILIES if f != "local"]},
     "-low_rank": {"kernel_families": [f for f in FAMILIES if f != "low_rank"]},
-    "-softmax": {"kernel_families": [f for f in FAMILIES if f != "softmax"]},
+    "+softmax": {"kernel_families": FAMILIES + ["softmax"], "softmax_relative_bias": False},
     "+recurrent": {"kernel_families": FAMILIES + ["recurrent"]},
     "pool=mean": {"pooling": "mean"},
-    "pool=first": {"pooling": "first"},
+    "pool=max": {"pooling": "max"},
     "pool=attention": {"pooling": "attention"},
     "stem=16": {"image_stem_channels": 16},
     "gate=+2": {"gate_bias_init": 2.0},
@@ -61,7 +61,7 @@ def main():
             itnet = {"preset": "itnet-tiny", "overrides": {}} if VARIANTS[variant] is None else {
                 "preset": "itnet-unified", "overrides": VARIANTS[variant]}  # fmt: skip
             jobs += [dict(task=task, itnet=itnet, steps=BUDGETS["short"][task], batch_size=batch_size,
-                          quick=False, model="ITNet", learning_rate=lr, seed=0, want_test=False, variant=variant)
+                          quick=False, budget="short", model="ITNet", learning_rate=lr, seed=0, want_test=False, variant=variant)
                      for lr in args.lr_grid]  # fmt: skip
         results = run_jobs(jobs, args.workers)
         for variant in dict.fromkeys(r["variant"] for r in results):

@@ -26,8 +26,9 @@ Protocol (identical for every model of a task):
 3. Training: AdamW (betas (0.9, 0.999), weight decay 0.01), linear warm-up over 5% of the steps then cosine decay to
    0, gradient clipping at 1.0, the task's batch size, the same batch order per seed for every model. Baseline
    widths are set by `match_width` so that each has ITNet's parameter count ±10% (asserted, recorded).
-4. Budgets: `short` (`SHORT_STEPS`) and `long` (10x). The validation metric is recorded at 10 points of every run
-   (`<output>_curves.csv`, the curves PNG). Plateau criterion for the best baseline of a task: its validation metric
+4. Budgets: `short` (`SHORT_STEPS`) and `long` (10x). The validation metric is recorded at `CURVE_POINTS` points of
+   every run (4 short, 10 long; on the first `CURVE_ROWS` validation rows, the last point on all of them;
+   `<output>_curves.csv`, the curves PNG). Plateau criterion for the best baseline of a task: its validation metric
    over the last 30% of its steps improves by less than 1% (relative; accuracy: less than 0.01 absolute); the summary
    says whether it held.
 
@@ -68,7 +69,8 @@ WEIGHT_DECAY, WARMUP, MAX_GRAD_NORM = 0.01, 0.05, 1.0
 LR_GRID = [3e-4, 1e-3, 3e-3, 1e-2]
 SHORT_STEPS = {"images": 200, "sentiment": 200, "vqa": 200, "lm": 60, "listops": 100, "points": 100}
 BUDGETS = {"short": SHORT_STEPS, "long": {task: 10 * steps for task, steps in SHORT_STEPS.items()}}
-QUICK_STEPS, CURVE_POINTS, CURVE_ROWS = 10, 10, 500
+QUICK_STEPS, CURVE_ROWS = 10, 256
+CURVE_POINTS = {"short": 4, "long": 10}  # validation points per run (on CURVE_ROWS rows), the last on all
 COLUMNS = [
     "task", "dataset", "budget", "model", "seed", "steps", "batch_size", "learning_rate", "parameters",
     "itnet_parameters", "parameter_ratio", "width", "metric", "validation", "test", "final_train_loss",
@@ -193,7 +195,8 @@ def train_job(job: dict) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=job["learning_rate"], weight_decay=WEIGHT_DECAY)
     scheduler = schedule(optimizer, job["steps"])
     batches = batch_order(split_size(data["train"]), job["steps"], task.batch_size, job["seed"])
-    checkpoints = {round(job["steps"] * k / CURVE_POINTS) for k in range(1, CURVE_POINTS + 1)}
+    points = 10 if job["quick"] else CURVE_POINTS[job["budget"]]
+    checkpoints = {round(job["steps"] * k / points) for k in range(1, points + 1)}
     losses, curve, train_seconds = [], [], 0.0
     for step, index in enumerate(batches, start=1):
         start = time.perf_counter()
@@ -294,7 +297,8 @@ def run(tasks, seeds, budget="short", lr_grid=None, lr_from=None, quick=False, o
             + ", ".join(f"{m['model']} {m['parameters']:,}" + (f" (width {m['width']})" if m["width"] else "")
                         for m in models)
             + (f"; note: {task.note}" if task.note else ""))  # fmt: skip
-        base = dict(task=name, itnet=itnet, steps=steps_of[name], batch_size=task.batch_size, quick=quick)
+        base = dict(task=name, itnet=itnet, steps=steps_of[name], batch_size=task.batch_size, quick=quick,
+                    budget=budget)  # fmt: skip
         jobs = []
         for m in models:
             rates = [chosen_lr[(name, m["model"])]] if (name, m["model"]) in chosen_lr else lr_grid

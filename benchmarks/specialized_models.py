@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 # the preset's content families only (the model drops the grid families itself).
 SHARED_ITNET = {"preset": "itnet-unified", "overrides": {}}
 PARAMETER_TOLERANCE = 0.10
-VALIDATION_ROWS = {"images": 5000, "vqa": 2000, "points": 300}  # carved from the end of train where no split exists
+VALIDATION_ROWS = {"images": 2000, "vqa": 1000, "points": 300}  # carved from the end of train where no split exists
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -93,6 +93,9 @@ class ITNetConfig(PreTrainedConfig):
         embedding_norm (`bool`, defaults to `False`): a layer norm on the summed token embeddings (BERT).
         image_cls_token (`bool`, defaults to `False`): prepend a learned class token to each image's patches (ViT).
             It is a one-token segment of its own: the grid families act on the patches, the content families on all.
+        point_cls_token (`bool`, defaults to `False`): prepend a learned readout token to each point cloud, placed at
+            the centroid of its real points (with `pooling="first"`, the cloud's readout; the output still does not
+            depend on the order of the points).
         image_stem_channels (`int`, defaults to 0): if > 0, a convolutional stem of two 3 x 3 convolutions with this
             many channels (and GELU) runs on the pixels before the patch projection (see `ITNetPatchEmbeddings`);
             0: the plain patch projection (ViT's).
@@ -163,6 +166,7 @@ class ITNetConfig(PreTrainedConfig):
     embedding_norm: bool = False
     image_cls_token: bool = False
     image_stem_channels: int = 0
+    point_cls_token: bool = False
     gate_bias_init: float | int = 0.0
     pooling: str = "mean"
     pooler_activation: str | None = None

@@ -1009,12 +1009,14 @@ class ITNetPatchEmbeddings(nn.Module):
 
 class ITNetPointEmbeddings(nn.Module):
     """Point tokens: coordinates `points [B, N, 3]` and optional `point_features [B, N, F]` → `[B, N, D]`, a linear
-    map of `[x, y, z, features]` (PointNet's first layer). Positions also enter the kernels as offsets."""
+    map of `[x, y, z, features]` (PointNet's first layer). Positions also enter the kernels as offsets. With
+    `cls_token`, the model prepends this learned readout token (at the points' centroid) to every cloud."""
 
-    def __init__(self, feature_size: int, hidden_size: int):
+    def __init__(self, feature_size: int, hidden_size: int, cls_token: bool = False):
         super().__init__()
         self.feature_size = feature_size
         self.projection = nn.Linear(3 + feature_size, hidden_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_size)) if cls_token else None
 
     def forward(self, points: torch.Tensor, point_features: torch.Tensor | None = None) -> torch.Tensor:
         if points.ndim != 3 or points.shape[-1] != 3 or not points.is_floating_point():

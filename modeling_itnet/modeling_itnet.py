@@ -468,6 +468,8 @@ class ITNetPreTrainedModel(PreTrainedModel):
             for parameter in (module.cls_token, module.position_embeddings):
                 if parameter is not None:
                     init.trunc_normal_(parameter, std=self.config.initializer_range)
+        elif isinstance(module, ITNetPointEmbeddings) and module.cls_token is not None:
+            init.trunc_normal_(module.cls_token, std=self.config.initializer_range)
         elif isinstance(module, nn.RMSNorm):
             init.ones_(module.weight)
         elif isinstance(module, ITNetSelectiveScanBranch):
@@ -569,7 +571,9 @@ class ITNetModel(ITNetPreTrainedModel):
             if config.short_conv_size:
                 raise ValueError("Point clouds have no grid for the short convolution: set `short_conv_size=0`.")
             position_dims = 3
-            self.point_embeddings = ITNetPointEmbeddings(config.point_feature_size, config.hidden_size)
+            self.point_embeddings = ITNetPointEmbeddings(
+                config.point_feature_size, config.hidden_size, cls_token=config.point_cls_token
+            )
         self.layers = nn.ModuleList(
             [ITNetLayer(config, layer_idx, families, position_dims) for layer_idx in range(config.num_hidden_layers)]
         )
@@ -750,7 +754,16 @@ class ITNetModel(ITNetPreTrainedModel):
         mask = None
         if attention_mask is not None:
             mask = quadrature_mask(attention_mask, points.shape[:2], hidden_states.dtype, " (one weight per point)")
-        return hidden_states, mask, {"positions": points.to(hidden_states.dtype)}
+        positions = points.to(hidden_states.dtype)
+        cls_token = self.point_embeddings.cls_token
+        if cls_token is not None:  # a readout token first, placed at the centroid of the real points
+            weights = torch.ones_like(positions[..., :1]) if mask is None else mask.unsqueeze(-1)
+            centroid = (positions * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1.0)
+            hidden_states = torch.cat([cls_token.expand(len(points), -1, -1).to(hidden_states.dtype), hidden_states], 1)
+            positions = torch.cat([centroid, positions], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask.new_ones(len(points), 1), mask], dim=1)
+        return hidden_states, mask, {"positions": positions}
 
     def _pool(self, hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """`[B, N, D] -> [B, D]` over the real tokens (`mask` `[B, N]`, 1 real, 0 padding), by `config.pooling`:

@@ -61,7 +61,7 @@ def test_quick_run_chooses_the_learning_rate_on_validation_and_reports_test(tmp_
     assert {int(c["step"]) for c in curves} == set(range(1, 11))  # 10 points of a 10-step run
     with open(tmp_path / "quick_gates.csv") as handle:
         gates = list(csv.DictReader(handle))
-    assert {g["family"] for g in gates} == {"low_rank", "softmax"}  # the preset's content families, on points
+    assert {g["family"] for g in gates} == {"low_rank"}  # the preset's content families, on points
     assert all(0.0 <= float(g["gate_mean"]) <= 1.0 for g in gates)
     for suffix in (".png", "_curves.png", "_gates.png"):
         assert (tmp_path / f"quick{suffix}").stat().st_size > 0

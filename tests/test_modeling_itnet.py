@@ -311,6 +311,7 @@ FIELD_CHANGES = {
     "embedding_norm": True,
     "image_cls_token": True,
     "image_stem_channels": 4,
+    "point_cls_token": True,
     "gate_bias_init": 2.0,
     "pooling": "first",
     "pooler_activation": "tanh",
@@ -391,10 +392,10 @@ def test_pooling_reads_only_the_real_tokens(pooling):
     torch.testing.assert_close(alone.pooler_output[0], expected, atol=1e-6, rtol=0)
 
 
-def test_point_cloud_max_and_attention_pooling_ignore_the_order_of_the_points():
-    for pooling in ("max", "attention"):
+def test_point_cloud_readouts_ignore_the_order_of_the_points():
+    for pooling, readout in (("max", False), ("attention", False), ("first", True)):
         model = build(ITNetForPointCloudClassification, pooling=pooling, kernel_families=["low_rank", "softmax"],
-                      softmax_relative_bias=False, num_labels=3)  # fmt: skip
+                      point_cls_token=readout, num_labels=3)  # fmt: skip
         points = torch.randn(2, 30, 3, generator=torch.Generator().manual_seed(4))
         order = torch.randperm(30, generator=torch.Generator().manual_seed(5))
         with torch.no_grad():
@@ -419,3 +420,17 @@ def test_gate_bias_init_sets_every_mixer_gate():
     for layer in model.layers:
         assert torch.equal(layer.mixer.gate.bias, torch.full_like(layer.mixer.gate.bias, 2.0))
     assert torch.equal(build(ITNetModel).layers[0].mixer.gate.bias, torch.zeros_like(model.layers[0].mixer.gate.bias))
+
+
+def test_the_point_readout_token_sits_at_the_centroid_and_ignores_padding():
+    model = build(ITNetForPointCloudClassification, pooling="first", point_cls_token=True,
+                  kernel_families=["low_rank", "softmax"], num_labels=3)  # fmt: skip
+    points = torch.randn(1, 9, 3, generator=torch.Generator().manual_seed(7))
+    padded = torch.cat([points, torch.full((1, 3, 3), 50.0)], dim=1)  # far-away padding must not move the centroid
+    mask = torch.cat([torch.ones(1, 9), torch.zeros(1, 3)], dim=1)
+    trunk = model.itnet
+    _, _, layout = trunk._embed_points(padded, None, mask)
+    torch.testing.assert_close(layout["positions"][0, 0], points[0].mean(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(points=padded, attention_mask=mask).logits, model(points=points).logits,
+                                   atol=1e-5, rtol=0)  # fmt: skip
