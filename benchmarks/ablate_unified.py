@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare_specialized import BUDGETS, RESULTS, better, run_jobs  # noqa: E402
+from compare_specialized import BUDGETS, RESULTS, best_by, run_jobs  # noqa: E402
 from specialized_models import TASKS  # noqa: E402
 
 FAMILIES = ["spectral", "local", "low_rank"]  # itnet-unified's
@@ -60,21 +60,18 @@ def main():
                 continue
             itnet = {"preset": "itnet-tiny", "overrides": {}} if VARIANTS[variant] is None else {
                 "preset": "itnet-unified", "overrides": VARIANTS[variant]}  # fmt: skip
-            jobs += [dict(task=task, itnet=itnet, steps=BUDGETS["short"][task], batch_size=batch_size,
-                          quick=False, budget="short", model="ITNet", learning_rate=lr, seed=0, want_test=False, variant=variant)
+            jobs += [dict(task=task, itnet=itnet, steps=BUDGETS["short"][task], batch_size=batch_size, quick=False,
+                          budget="short", model="ITNet", learning_rate=lr, seed=0, want_test=False, variant=variant)
                      for lr in args.lr_grid]  # fmt: skip
         results = run_jobs(jobs, args.workers)
-        for variant in dict.fromkeys(r["variant"] for r in results):
+        for variant, best in best_by(results, "variant").items():
             tried = [r for r in results if r["variant"] == variant]
-            best = tried[0]
-            for r in tried[1:]:
-                if better(r["metric"], r["validation"], best["validation"]):
-                    best = r
             rows.append({"task": task, "variant": variant, "learning_rate": best["learning_rate"],
                          "metric": best["metric"], "validation": best["validation"],
                          "parameters": best["entry"]["parameters"],
                          "ms_per_step": round(best["seconds_per_step"] * 1000, 1),
-                         "all_lrs": " ".join(f"{r['learning_rate']:g}:{r['validation']:.4f}" for r in tried)})  # fmt: skip
+                         "all_lrs": " ".join(f"{r['learning_rate']:g}:{r['validation']:.4f}"
+                                             for r in tried)})  # fmt: skip
             lines.append(f"[{task}] {variant:11s} lr {best['learning_rate']:g} validation {best['metric']} "
                          f"{best['validation']:.4f}  {best['entry']['parameters']:,} params  "
                          f"{best['seconds_per_step'] * 1000:.0f} ms/step  ({rows[-1]['all_lrs']})")  # fmt: skip

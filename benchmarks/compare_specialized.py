@@ -217,6 +217,9 @@ def train_job(job: dict) -> dict:
     validation = evaluate(model, task, data["validation"], task.batch_size, pad) if finite else worst
     curve.append((job["steps"], validation))
     window = max(1, min(20, len(losses) // 5))
+    test = None
+    if job["want_test"]:
+        test = evaluate(model, task, data["test"], task.batch_size, pad) if finite else worst
     return {
         **job,
         "entry": {k: v for k, v in entry.items() if k != "build"},
@@ -224,7 +227,7 @@ def train_job(job: dict) -> dict:
         "metric": task.metric,
         "note": task.note,
         "validation": validation,
-        "test": (evaluate(model, task, data["test"], task.batch_size, pad) if finite else worst) if job["want_test"] else None,
+        "test": test,
         "final_train_loss": sum(losses[-window:]) / window,
         "train_seconds": train_seconds,
         "seconds_per_step": train_seconds / max(1, len(losses)),
@@ -239,6 +242,15 @@ def train_job(job: dict) -> dict:
 
 def better(metric: str, a: float, b: float) -> bool:
     return a < b if metric == "perplexity" else a > b
+
+
+def best_by(results: list[dict], key: str) -> dict:
+    """For each value of `results[i][key]`, the run with the best validation metric (the first of equals)."""
+    best = {}
+    for r in results:
+        if r[key] not in best or better(r["metric"], r["validation"], best[r[key]]["validation"]):
+            best[r[key]] = r
+    return best
 
 
 def plateaued(metric: str, curve: list[tuple[int, float]]) -> bool:
@@ -262,7 +274,8 @@ def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) ->
 
 def read_lr(path: Path) -> dict:
     with open(path) as handle:
-        return {(r["task"], r["model"]): float(r["learning_rate"]) for r in csv.DictReader(handle) if r["chosen"] == "1"}
+        rows = [r for r in csv.DictReader(handle) if r["chosen"] == "1"]
+    return {(r["task"], r["model"]): float(r["learning_rate"]) for r in rows}
 
 
 def run(tasks, seeds, budget="short", lr_grid=None, lr_from=None, quick=False, output=None, workers=2,
@@ -305,11 +318,7 @@ def run(tasks, seeds, budget="short", lr_grid=None, lr_from=None, quick=False, o
             jobs += [dict(base, model=m["model"], learning_rate=lr, seed=seeds[0], want_test=len(rates) == 1)
                      for lr in rates]  # fmt: skip
         results = run_jobs(jobs, workers)
-        best = {}
-        for r in results:
-            key = r["model"]
-            if key not in best or better(r["metric"], r["validation"], best[key]["validation"]):
-                best[key] = r
+        best = best_by(results, "model")
         for r in results:
             lr_rows.append({"task": name, "model": r["model"], "learning_rate": r["learning_rate"],
                             "validation": r["validation"], "chosen": int(best[r["model"]] is r)})  # fmt: skip

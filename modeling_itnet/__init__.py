@@ -20,7 +20,6 @@ import transformers
 
 from .compat_itnet import (
     PIPELINE_REGISTRY,
-    TESTED_TRANSFORMERS,
     AutoConfig,
     AutoImageProcessor,
     AutoModelForVisualQuestionAnswering,

@@ -84,6 +84,7 @@ def check_transformers_version(version: str | None = None) -> bool:
     )
     return False
 
+
 check_transformers_version()
 CACHE_FIELD = "cache" if "cache" in {field.name for field in fields(CausalLMOutputWithPast)} else "past_key_values"
 
@@ -118,3 +119,50 @@ def legacy_cache_argument(forward):
         return forward(*args, **kwargs)
 
     return wrapper
+
+__all__ = [  # ITNet's own helpers, then the transformers APIs its modules import from here
+    "TESTED_TRANSFORMERS",
+    "CACHE_FIELD",
+    "LEGACY_CACHE_NAMES",
+    "cache_of",
+    "cache_output",
+    "check_transformers_version",
+    "legacy_cache_argument",
+    "ACT2FN",
+    "AutoConfig",
+    "AutoImageProcessor",
+    "AutoModelForVisualQuestionAnswering",
+    "AutoProcessor",
+    "BaseModelOutputWithPoolingAndCrossAttentions",
+    "BatchFeature",
+    "can_return_tuple",
+    "capture_outputs",
+    "CausalLMOutputWithPast",
+    "custom_object_save",
+    "GenerationMixin",
+    "GradientCheckpointingLayer",
+    "ImageClassifierOutput",
+    "ImageInput",
+    "ImagesKwargs",
+    "init",
+    "is_pil_image",
+    "is_torchvision_available",
+    "is_valid_image",
+    "load_image",
+    "logging",
+    "MaskedLMOutput",
+    "merge_with_config_defaults",
+    "PilBackend",
+    "PILImageResampling",
+    "Pipeline",
+    "PIPELINE_REGISTRY",
+    "PreTrainedConfig",
+    "PreTrainedModel",
+    "ProcessorMixin",
+    "SequenceClassifierOutput",
+    "slice_logits_to_keep",
+    "strict",
+    "TorchvisionBackend",
+    "TransformersKwargs",
+    "Unpack",
+]

@@ -218,7 +218,10 @@ class ITNetConfig(PreTrainedConfig):
         for name in ("layer_norm_eps", "initializer_range"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
-        for name in ("intermediate_size", "type_vocab_size", "short_conv_size", "recurrent_dt_rank", "image_stem_channels"):
+        non_negative = (
+            "intermediate_size", "type_vocab_size", "short_conv_size", "recurrent_dt_rank", "image_stem_channels",
+        )  # fmt: skip
+        for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0 (0: none), got {getattr(self, name)}.")
         if self.value_size is not None and self.value_size <= 0:

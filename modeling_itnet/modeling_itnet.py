@@ -1022,8 +1022,8 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
         position_ids (`torch.LongTensor` of shape `[B, N]`): absolute positions (converted GPT-2 models only;
             `generate` passes them, counting real tokens as GPT-2's generation does).
 
-        Returns `logits` `[B, N or logits_to_keep, vocab_size]` and, with a cache, the `ITNetCache` (`cache`, or `past_key_values`
-        before transformers 5.24).
+        Returns `logits` `[B, N or logits_to_keep, vocab_size]` and, with a cache, the `ITNetCache` (`cache`, or
+        `past_key_values` before transformers 5.24).
         """
         check_token_labels(labels, input_ids, inputs_embeds, self.config.vocab_size)
         outputs = self.itnet(
