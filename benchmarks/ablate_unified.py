@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare_specialized import BUDGETS, RESULTS, best_by, run_jobs  # noqa: E402
-from specialized_models import TASKS  # noqa: E402
+from compare_specialized import BUDGETS, RESULTS, best_by, run_jobs
+from specialized_models import TASKS
 
 FAMILIES = ["spectral", "local", "low_rank"]  # itnet-unified's
 VARIANTS = {
@@ -28,6 +28,8 @@ VARIANTS = {
     "-local": {"kernel_families": [f for f in FAMILIES if f != "local"]},
     "-low_rank": {"kernel_families": [f for f in FAMILIES if f != "low_rank"]},
     "+softmax": {"kernel_families": FAMILIES + ["softmax"], "softmax_relative_bias": False},
+    "+softmax_bias": {"kernel_families": FAMILIES + ["softmax"]},  # with its relative-position (3-D on points) bias
+    "+mlp": {"kernel_families": FAMILIES + ["mlp"]},
     "+recurrent": {"kernel_families": FAMILIES + ["recurrent"]},
     "pool=mean": {"pooling": "mean"},
     "pool=max": {"pooling": "max"},
@@ -49,8 +51,8 @@ def main():
     parser.add_argument("--output", default=str(RESULTS / "ablate_unified"))
     args = parser.parse_args()
     output = Path(args.output)
-    rows, lines = [], [f"ablate_unified: tasks {args.tasks}; variants {args.variants}; lr grid {args.lr_grid}; "
-                       f"short budget {BUDGETS['short']}; seed 0; {args.workers} worker(s) x 1 thread"]  # fmt: skip
+    rows, lines = [], [(f"ablate_unified: tasks {args.tasks}; variants {args.variants}; lr grid {args.lr_grid}; "
+                       f"short budget {BUDGETS['short']}; seed 0; {args.workers} worker(s) x 1 thread")]  # fmt: skip
     print(lines[0], flush=True)
     start = time.perf_counter()
     for task in args.tasks:
@@ -60,8 +62,8 @@ def main():
                 continue
             itnet = {"preset": "itnet-tiny", "overrides": {}} if VARIANTS[variant] is None else {
                 "preset": "itnet-unified", "overrides": VARIANTS[variant]}  # fmt: skip
-            jobs += [dict(task=task, itnet=itnet, steps=BUDGETS["short"][task], batch_size=batch_size, quick=False,
-                          budget="short", model="ITNet", learning_rate=lr, seed=0, want_test=False, variant=variant)
+            jobs += [{"task": task, "itnet": itnet, "steps": BUDGETS["short"][task], "batch_size": batch_size, "quick": False,
+                          "budget": "short", "model": "ITNet", "learning_rate": lr, "seed": 0, "want_test": False, "variant": variant}
                      for lr in args.lr_grid]  # fmt: skip
         results = run_jobs(jobs, args.workers)
         for variant, best in best_by(results, "variant").items():

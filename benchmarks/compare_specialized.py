@@ -52,8 +52,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import specialized_models  # noqa: E402
-from specialized_models import (  # noqa: E402
+import specialized_models
+from specialized_models import (
     PARAMETER_TOLERANCE,
     TASKS,
     count_parameters,
@@ -163,9 +163,7 @@ def gate_mass(model, task, split: dict, pad) -> list[dict]:
     trunk = next(module for module in model.modules() if type(module).__name__ == "ITNetModel")
     captured = []
     hooks = [
-        layer.mixer.register_forward_hook(
-            lambda mixer, args, out, i=i: captured.append((i, mixer, args[0]))
-        )
+        layer.mixer.register_forward_hook(lambda mixer, args, out, i=i: captured.append((i, mixer, args[0])))
         for i, layer in enumerate(trunk.layers)
     ]
     model.eval()
@@ -310,8 +308,8 @@ def run(tasks, seeds, budget="short", lr_grid=None, lr_from=None, quick=False, o
             + ", ".join(f"{m['model']} {m['parameters']:,}" + (f" (width {m['width']})" if m["width"] else "")
                         for m in models)
             + (f"; note: {task.note}" if task.note else ""))  # fmt: skip
-        base = dict(task=name, itnet=itnet, steps=steps_of[name], batch_size=task.batch_size, quick=quick,
-                    budget=budget)  # fmt: skip
+        base = {"task": name, "itnet": itnet, "steps": steps_of[name], "batch_size": task.batch_size, "quick": quick,
+                    "budget": budget}  # fmt: skip
         jobs = []
         for m in models:
             rates = [chosen_lr[(name, m["model"])]] if (name, m["model"]) in chosen_lr else lr_grid
@@ -415,8 +413,11 @@ def plot(summary: list[dict], curve_rows: list[dict], gate_rows: list[dict], out
         colours = ["tab:red" if s["model"] == "ITNet" else "tab:blue" for s in group]
         ax.bar(range(len(group)), [s["mean"] for s in group], yerr=[s["std"] for s in group], color=colours,
                capsize=3)  # fmt: skip
-        ax.set_xticks(range(len(group)), [f"{s['model']}\n{s['parameters'] / 1e3:.0f}k\n"
-                                          f"{s['seconds_per_step'] * 1000:.0f} ms/step" for s in group], fontsize=7)
+        ax.set_xticks(
+            range(len(group)),
+            [f"{s['model']}\n{s['parameters'] / 1e3:.0f}k\n{s['seconds_per_step'] * 1000:.0f} ms/step" for s in group],
+            fontsize=7,
+        )
         metric = group[0]["metric"]
         ax.set_title(f"{task}: test {metric}{' (lower is better)' if metric == 'perplexity' else ''}\n"
                      f"{group[0]['steps']} steps, {group[0]['seeds']} seed(s)", fontsize=9)  # fmt: skip
@@ -478,7 +479,9 @@ def main():
     parser.add_argument("--preset", default="itnet-unified", help="the shared ITNet preset")
     parser.add_argument("--quick", action="store_true", help=f"CI: {QUICK_STEPS} steps, 1 seed, small eval splits")
     parser.add_argument("--workers", type=int, default=2, help="processes of one thread each")
-    parser.add_argument("--output", default=None, help="path without suffix (default results/compare_specialized_<budget>)")
+    parser.add_argument(
+        "--output", default=None, help="path without suffix (default results/compare_specialized_<budget>)"
+    )
     args = parser.parse_args()
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
     run(args.tasks, seeds, args.budget, args.lr_grid, args.lr_from, args.quick, args.output, args.workers,

@@ -16,7 +16,6 @@ import transformers
 
 from modeling_itnet.convert import SUPPORTED, convert_to_itnet, max_difference, random_inputs
 
-
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 SIZES = {  # hidden, layers, heads, feed-forward
     "small": (32, 2, 2, 37),
@@ -26,14 +25,21 @@ SIZES = {  # hidden, layers, heads, feed-forward
 
 def build(name: str, size: str):
     hidden, layers, heads, ffn = SIZES[size]
-    common = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn)
-    tokens = dict(vocab_size=1000, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    common = {
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": ffn,
+    }
+    tokens = {"vocab_size": 1000, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
     if name.startswith("Bert"):
         config = transformers.BertConfig(**common, vocab_size=1000, max_position_embeddings=128, num_labels=3)
     elif name.startswith("ViT"):
         config = transformers.ViTConfig(**common, image_size=32, patch_size=4, num_labels=10)
     elif name == "GPT2LMHeadModel":
-        config = transformers.GPT2Config(n_embd=hidden, n_layer=layers, n_head=heads, n_inner=ffn, n_positions=128, **tokens)
+        config = transformers.GPT2Config(
+            n_embd=hidden, n_layer=layers, n_head=heads, n_inner=ffn, n_positions=128, **tokens
+        )
     else:
         config = transformers.MambaConfig(hidden_size=hidden, num_hidden_layers=layers, state_size=16, **tokens)
     return getattr(transformers, name)(config).eval()
@@ -44,7 +50,7 @@ def same_generation(source, itnet) -> bool:
     input_ids = torch.randint(3, 1000, (3, 9), generator=torch.Generator().manual_seed(1))
     attention_mask = torch.ones_like(input_ids)
     attention_mask[1, :3] = attention_mask[2, :5] = 0
-    options = dict(attention_mask=attention_mask, max_new_tokens=16, do_sample=False, pad_token_id=0)
+    options = {"attention_mask": attention_mask, "max_new_tokens": 16, "do_sample": False, "pad_token_id": 0}
     ids = input_ids.masked_fill(attention_mask == 0, 0)
     return torch.equal(source.generate(ids, **options), itnet.generate(ids, **options))
 

@@ -32,7 +32,10 @@ class Student(nn.Module):
         self.embed = nn.Linear(inputs, hidden)
         self.norms = nn.ModuleList([nn.LayerNorm(hidden) for _ in range(depth)])
         self.mixers = nn.ModuleList(
-            [ITNetMixer(hidden, 4, families, is_causal=True, state_size=16, kernel_mlp_size=32, num_frequencies=8) for _ in range(depth)]
+            [
+                ITNetMixer(hidden, 4, families, is_causal=True, state_size=16, kernel_mlp_size=32, num_frequencies=8)
+                for _ in range(depth)
+            ]
         )
         self.head = nn.Linear(hidden, hidden)
 

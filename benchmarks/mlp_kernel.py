@@ -27,7 +27,6 @@ from torch import nn
 
 from modeling_itnet.kernels_itnet import mlp_kernel_transform, mlp_kernel_transform_naive, monte_carlo_transform
 
-
 HEADS, WIDTH, HIDDEN, SAMPLES = 4, 16, 64, 32
 
 
@@ -59,11 +58,11 @@ def run_once(name, length, queue):
     positions, left, right, value, log_proposal = inputs(length)
     value.requires_grad_(True)
     if name == "tiled":
-        fn = lambda: mlp_kernel_transform(positions, left, right, value, kernel, tile_size=128)  # noqa: E731
+        fn = lambda: mlp_kernel_transform(positions, left, right, value, kernel, tile_size=128)
     elif name == "naive":
-        fn = lambda: mlp_kernel_transform_naive(positions, left, right, value, kernel)  # noqa: E731
+        fn = lambda: mlp_kernel_transform_naive(positions, left, right, value, kernel)
     else:
-        fn = lambda: monte_carlo_transform(positions, left, right, value, kernel, log_proposal, SAMPLES)  # noqa: E731
+        fn = lambda: monte_carlo_transform(positions, left, right, value, kernel, log_proposal, SAMPLES)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fn().sum().backward()
     peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline) / 1024
@@ -91,13 +90,26 @@ def variance_table(length=512, draws=400):
         for samples in (4, 16, 64, 256):
             gen = torch.Generator().manual_seed(samples)
             estimates = torch.stack(
-                [monte_carlo_transform(positions, left, right, value, kernel, log_proposal, samples, generator=gen) for _ in range(draws)]
+                [
+                    monte_carlo_transform(positions, left, right, value, kernel, log_proposal, samples, generator=gen)
+                    for _ in range(draws)
+                ]
             )
             variance = estimates.var(dim=0).mean().item()
             bias = (estimates.mean(dim=0) - exact).abs().mean().item()
             standard_error = (estimates.var(dim=0) / draws).sqrt().mean().item()
-            rows.append({"samples": samples, "variance": variance, "mean_abs_bias": bias, "mean_standard_error": standard_error})
-            print(f"M = {samples:>4}: variance {variance:.3e}, M x variance {samples * variance:.3e}, |mean - exact| {bias:.2e} (standard error {standard_error:.2e})", flush=True)
+            rows.append(
+                {
+                    "samples": samples,
+                    "variance": variance,
+                    "mean_abs_bias": bias,
+                    "mean_standard_error": standard_error,
+                }
+            )
+            print(
+                f"M = {samples:>4}: variance {variance:.3e}, M x variance {samples * variance:.3e}, |mean - exact| {bias:.2e} (standard error {standard_error:.2e})",
+                flush=True,
+            )
     return rows
 
 
@@ -109,7 +121,9 @@ def main():
     args = parser.parse_args()
     args.output.parent.mkdir(parents=True, exist_ok=True)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 1, {HEADS} heads, value width {WIDTH}, kernel MLP width {HIDDEN}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 1, {HEADS} heads, value width {WIDTH}, kernel MLP width {HIDDEN}"
+    )
     scaling = []
     for name in ("tiled", "naive", "monte-carlo"):
         for length in args.lengths:
@@ -142,7 +156,9 @@ def main():
     axes[0].set(xlabel="N", ylabel="forward + backward (s)", title="time")
     axes[1].set(xlabel="N", ylabel="peak RSS growth (MB)", title="memory")
     axes[2].loglog([r["samples"] for r in variance], [r["variance"] for r in variance], marker="o", label="variance")
-    axes[2].loglog([r["samples"] for r in variance], [r["mean_abs_bias"] for r in variance], marker="s", label="|mean − exact|")
+    axes[2].loglog(
+        [r["samples"] for r in variance], [r["mean_abs_bias"] for r in variance], marker="s", label="|mean − exact|"
+    )
     axes[2].set(xlabel="samples M", title="Monte Carlo estimator (N = 512, 400 draws)")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)

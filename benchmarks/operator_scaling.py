@@ -38,7 +38,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from modeling_itnet.layers_itnet import ITNetMixer, ITNetSpectralBranch
+from modeling_itnet.branches_itnet import ITNetLayout, ITNetSpectralBranch
+from modeling_itnet.layers_itnet import ITNetMixer
 
 
 class SDPABlock(nn.Module):
@@ -68,7 +69,9 @@ class FFTConv(nn.Module):
     def forward(self, x):
         length = x.shape[1]
         size = 2 ** math.ceil(math.log2(2 * length - 1))
-        spectrum = torch.fft.rfft(x.transpose(1, 2), n=size) * torch.fft.rfft(self.kernel.roll(-(length - 1), -1), n=size)
+        spectrum = torch.fft.rfft(x.transpose(1, 2), n=size) * torch.fft.rfft(
+            self.kernel.roll(-(length - 1), -1), n=size
+        )
         return torch.fft.irfft(spectrum, n=size)[..., :length].transpose(1, 2)
 
 
@@ -109,7 +112,7 @@ def run_once(name: str, width: int, heads: int, length: int, repeats: int, queue
         if name in ("sdpa", "fft-conv", "projections"):
             out = module(x)
         elif name == "spectral-transform":
-            out = module(None, x, None, (length,), (float(length),))
+            out = module(None, x, None, ITNetLayout((length,), (float(length),)))
         else:
             out = module(x, None, (length,), (float(length),))
         out.sum().backward()
@@ -159,7 +162,21 @@ def plot(rows, path: Path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384, 32768, 65536])
-    parser.add_argument("--operators", nargs="+", default=["fft-conv", "projections", "spectral-transform", "spectral", "spectral-causal", "low_rank", "low_rank-causal", "itnet-mixer", "sdpa"])
+    parser.add_argument(
+        "--operators",
+        nargs="+",
+        default=[
+            "fft-conv",
+            "projections",
+            "spectral-transform",
+            "spectral",
+            "spectral-causal",
+            "low_rank",
+            "low_rank-causal",
+            "itnet-mixer",
+            "sdpa",
+        ],
+    )
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
@@ -176,7 +193,9 @@ def main():
 
     rows = []
     malloc = f"MALLOC_MMAP_THRESHOLD_={args.malloc_mmap_threshold}" if args.malloc_mmap_threshold else "glibc default"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, width {args.width}, heads {args.heads}, batch 1, malloc: {malloc}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, width {args.width}, heads {args.heads}, batch 1, malloc: {malloc}"
+    )
     print(f"{'operator':>16} {'N':>7} {'seconds':>9} {'peak MB':>9}")
     for name in args.operators:
         for length in args.lengths:

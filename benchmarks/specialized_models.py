@@ -7,12 +7,13 @@ or, for the LSTM and PointNet, the small `nn.Module`s below. All models take a b
 `.loss` and `.logits` (the hand-written ones return a `SimpleNamespace`).
 """
 
+import itertools
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import numpy as np
 import torch
@@ -113,7 +114,7 @@ class PointNet(nn.Module):
         super().__init__()
         dims = [3, width, width, 2 * width]
         layers = []
-        for a, b in zip(dims[:-1], dims[1:]):
+        for a, b in itertools.pairwise(dims):
             layers += [nn.Conv1d(a, b, 1), nn.BatchNorm1d(b), nn.ReLU()]
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Linear(2 * width, width), nn.ReLU(), nn.Linear(width, num_labels))
@@ -208,7 +209,7 @@ def images_task() -> Task:
 
     from modeling_itnet import ITNetForImageClassification
 
-    image = dict(image_size=28, patch_size=4, num_channels=1)
+    image = {"image_size": 28, "patch_size": 4, "num_channels": 1}
     return Task(
         name="images",
         dataset=f"offline:{image_dataset_name()}",
@@ -217,12 +218,27 @@ def images_task() -> Task:
         itnet=lambda: ITNetForImageClassification(_itnet_config(num_labels=10, **image)),
         baselines={
             "ViT": lambda w: ViTForImageClassification(
-                ViTConfig(hidden_size=w, num_hidden_layers=2, num_attention_heads=4, intermediate_size=2 * w,
-                          num_labels=10, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **image)
+                ViTConfig(
+                    hidden_size=w,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    intermediate_size=2 * w,
+                    num_labels=10,
+                    hidden_dropout_prob=0.0,
+                    attention_probs_dropout_prob=0.0,
+                    **image,
+                )
             ),
             "ResNet": lambda w: ResNetForImageClassification(
-                ResNetConfig(num_channels=1, embedding_size=w, hidden_sizes=[w, 2 * w, 4 * w], depths=[1, 1, 1],
-                             layer_type="basic", downsample_in_first_stage=False, num_labels=10)
+                ResNetConfig(
+                    num_channels=1,
+                    embedding_size=w,
+                    hidden_sizes=[w, 2 * w, 4 * w],
+                    depths=[1, 1, 1],
+                    layer_type="basic",
+                    downsample_in_first_stage=False,
+                    num_labels=10,
+                )
             ),
         },
         load=load_images,
@@ -253,9 +269,18 @@ def _bert(vocab_size, num_labels, max_positions, w):
     from transformers import BertConfig, BertForSequenceClassification
 
     return BertForSequenceClassification(
-        BertConfig(vocab_size=vocab_size, hidden_size=w, num_hidden_layers=2, num_attention_heads=4,
-                   intermediate_size=2 * w, max_position_embeddings=max_positions, type_vocab_size=1,
-                   num_labels=num_labels, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        BertConfig(
+            vocab_size=vocab_size,
+            hidden_size=w,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=2 * w,
+            max_position_embeddings=max_positions,
+            type_vocab_size=1,
+            num_labels=num_labels,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
     )
 
 
@@ -304,14 +329,14 @@ def load_vqa(train_needed: int, quick: bool) -> dict:
 
 
 def vqa_task() -> Task:
+    from offline_data import EASY_VQA_ANSWERS
     from transformers import ViltConfig, ViltForQuestionAnswering
 
     from modeling_itnet import ITNetForVisualQuestionAnswering
-    from offline_data import EASY_VQA_ANSWERS
 
     vocab, answers = len(_tokenizer()), list(EASY_VQA_ANSWERS)
-    labels = dict(num_labels=len(answers), id2label=dict(enumerate(answers)),
-                  label2id={a: i for i, a in enumerate(answers)})  # fmt: skip
+    labels = {"num_labels": len(answers), "id2label": dict(enumerate(answers)),
+                  "label2id": {a: i for i, a in enumerate(answers)}}  # fmt: skip
     return Task(
         name="vqa",
         dataset="offline:easy_vqa",
@@ -322,10 +347,19 @@ def vqa_task() -> Task:
         ),
         baselines={
             "ViLT": lambda w: ViltForQuestionAnswering(
-                ViltConfig(vocab_size=vocab, hidden_size=w, num_hidden_layers=2, num_attention_heads=4,
-                           intermediate_size=2 * w, image_size=VQA_IMAGE_SIZE, patch_size=VQA_PATCH_SIZE,
-                           max_position_embeddings=VQA_QUESTION_LENGTH, hidden_dropout_prob=0.0,
-                           attention_probs_dropout_prob=0.0, **labels)
+                ViltConfig(
+                    vocab_size=vocab,
+                    hidden_size=w,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    intermediate_size=2 * w,
+                    image_size=VQA_IMAGE_SIZE,
+                    patch_size=VQA_PATCH_SIZE,
+                    max_position_embeddings=VQA_QUESTION_LENGTH,
+                    hidden_dropout_prob=0.0,
+                    attention_probs_dropout_prob=0.0,
+                    **labels,
+                )
             ),
         },
         load=load_vqa,
@@ -371,17 +405,34 @@ def lm_task() -> Task:
         metric="perplexity",
         batch_size=8,
         itnet=lambda: ITNetForCausalLM(
-            _itnet_config(is_causal=True, vocab_size=vocab, max_position_embeddings=256,
-                          pad_token_id=tokenizer.pad_token_id)
+            _itnet_config(
+                is_causal=True, vocab_size=vocab, max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id
+            )
         ),
         baselines={
             "GPT-2": lambda w: GPT2LMHeadModel(
-                GPT2Config(vocab_size=vocab, n_positions=LM_BLOCK, n_embd=w, n_layer=2, n_head=4, n_inner=2 * w,
-                           resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                GPT2Config(
+                    vocab_size=vocab,
+                    n_positions=LM_BLOCK,
+                    n_embd=w,
+                    n_layer=2,
+                    n_head=4,
+                    n_inner=2 * w,
+                    resid_pdrop=0.0,
+                    embd_pdrop=0.0,
+                    attn_pdrop=0.0,
+                )
             ),
             "Mamba": lambda w: MambaForCausalLM(
-                MambaConfig(vocab_size=vocab, hidden_size=w, num_hidden_layers=2, state_size=16, expand=2,
-                            tie_word_embeddings=True, use_mambapy=False)
+                MambaConfig(
+                    vocab_size=vocab,
+                    hidden_size=w,
+                    num_hidden_layers=2,
+                    state_size=16,
+                    expand=2,
+                    tie_word_embeddings=True,
+                    use_mambapy=False,
+                )
             ),
             "LSTM": lambda w: LSTMLanguageModel(vocab, w),
         },
@@ -391,7 +442,7 @@ def lm_task() -> Task:
 
 # ListOps -------------------------------------------------------------------------------------------------------------
 
-LISTOPS = dict(min_length=100, max_length=500)  # shorter than LRA's 500-2000 so a CPU run fits the budget
+LISTOPS = {"min_length": 100, "max_length": 500}  # shorter than LRA's 500-2000 so a CPU run fits the budget
 LISTOPS_SPLITS = (10000, 500, 500)  # train / validation / test rows
 
 
@@ -421,7 +472,9 @@ def listops_task() -> Task:
     vocab = len(tokenizer)
     return Task(
         name="listops",
-        dataset="load_listops({}, {}, {}, min_length={min_length}, max_length={max_length})".format(*LISTOPS_SPLITS, **LISTOPS),
+        dataset="load_listops({}, {}, {}, min_length={min_length}, max_length={max_length})".format(
+            *LISTOPS_SPLITS, **LISTOPS
+        ),
         metric="accuracy",
         batch_size=16,
         itnet=lambda: ITNetForSequenceClassification(
@@ -450,8 +503,9 @@ def load_points(train_needed: int, quick: bool) -> dict:
 
 
 def points_task() -> Task:
-    from modeling_itnet import ITNetForPointCloudClassification
     from offline_data import POINT_CLOUD_CLASSES
+
+    from modeling_itnet import ITNetForPointCloudClassification
 
     classes = len(POINT_CLOUD_CLASSES)
     return Task(
@@ -459,9 +513,7 @@ def points_task() -> Task:
         dataset="offline:point_clouds",
         metric="accuracy",
         batch_size=32,
-        itnet=lambda: ITNetForPointCloudClassification(
-            _itnet_config(num_labels=classes)
-        ),
+        itnet=lambda: ITNetForPointCloudClassification(_itnet_config(num_labels=classes)),
         baselines={"PointNet": lambda w: PointNet(w, classes)},
         load=load_points,
         multiples={"PointNet": 2},

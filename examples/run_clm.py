@@ -28,11 +28,9 @@ from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArgum
 
 from modeling_itnet import ITNetForCausalLM, preset_config, tokenizer_path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model_card import push_model_card, write_model_card  # noqa: E402
-from offline_data import load_offline  # noqa: E402
-
+from model_card import push_model_card, write_model_card
+from offline_data import load_offline
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +38,16 @@ logger = logging.getLogger(__name__)
 @dataclass
 class ModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "A saved ITNet causal LM to start from."})
-    config_name: str = field(default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."})
+    config_name: str = field(
+        default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
+    )
 
 
 @dataclass
 class DataTrainingArguments:
-    dataset_name: str = field(default="offline:shakespeare", metadata={"help": "offline:shakespeare, a Hub name or a path."})
+    dataset_name: str = field(
+        default="offline:shakespeare", metadata={"help": "offline:shakespeare, a Hub name or a path."}
+    )
     dataset_config_name: str | None = field(default=None, metadata={"help": "e.g. wikitext-103-raw-v1."})
     block_size: int = field(default=128, metadata={"help": "Tokens per training sequence."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Blocks of the train split to keep."})
@@ -93,7 +95,9 @@ def main():
     columns = data["train"].column_names
     with training_args.main_process_first(desc="tokenizing and grouping"):
         tokenized = data.map(tokenize, batched=True, remove_columns=columns, desc="tokenizing")
-        blocks = tokenized.map(group_texts, batched=True, batch_size=1000, remove_columns=["input_ids", "attention_mask"], desc="grouping")
+        blocks = tokenized.map(
+            group_texts, batched=True, batch_size=1000, remove_columns=["input_ids", "attention_mask"], desc="grouping"
+        )
     for split, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
         if limit is not None:
             blocks[split] = blocks[split].select(range(min(limit, len(blocks[split]))))

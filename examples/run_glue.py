@@ -42,12 +42,10 @@ from transformers import (
 
 from modeling_itnet import ITNetForSequenceClassification, preset_config, tokenizer_path
 
-
 EXAMPLES = Path(__file__).resolve().parent
 sys.path.insert(0, str(EXAMPLES))
-from model_card import push_model_card, write_model_card  # noqa: E402
-from offline_data import load_offline  # noqa: E402
-
+from model_card import push_model_card, write_model_card
+from offline_data import load_offline
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +69,9 @@ class ModelArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "A saved ITNet sequence classifier (with its tokenizer) to start from."}
     )
-    config_name: str = field(default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."})
+    config_name: str = field(
+        default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
+    )
 
 
 @dataclass
@@ -79,7 +79,9 @@ class DataTrainingArguments:
     task_name: str = field(default="sst2", metadata={"help": f"GLUE task: {', '.join(TASK_KEYS)}."})
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": f"None: {GLUE_HUB_NAME} with the task as config; offline:rotten_tomatoes (sst2 layout); a Hub name or path."},
+        metadata={
+            "help": f"None: {GLUE_HUB_NAME} with the task as config; offline:rotten_tomatoes (sst2 layout); a Hub name or path."
+        },
     )
     max_seq_length: int = field(default=128, metadata={"help": "Inputs are truncated to this many tokens."})
     max_train_samples: int | None = field(default=None)
@@ -186,7 +188,9 @@ def main():
 
     splits = [s for s in ("train", eval_split) if s in data]
     encoded = {
-        split: data[split].map(tokenize, batched=True, remove_columns=data[split].column_names, desc=f"tokenizing {split}")
+        split: data[split].map(
+            tokenize, batched=True, remove_columns=data[split].column_names, desc=f"tokenizing {split}"
+        )
         for split in splits
     }
 

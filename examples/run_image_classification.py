@@ -39,12 +39,10 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
 from modeling_itnet import ITNetForImageClassification, ITNetImageProcessorPil, preset_config
 
-
 EXAMPLES = Path(__file__).resolve().parent
 sys.path.insert(0, str(EXAMPLES))
-from model_card import push_model_card, write_model_card  # noqa: E402
-from offline_data import load_offline  # noqa: E402
-
+from model_card import push_model_card, write_model_card
+from offline_data import load_offline
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +52,12 @@ class ModelArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "A saved ITNet image classifier (with its image processor) to start from."}
     )
-    config_name: str = field(default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."})
-    image_size: int = field(default=28, metadata={"help": "Side the images are resized to (a new model's image_size)."})
+    config_name: str = field(
+        default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
+    )
+    image_size: int = field(
+        default=28, metadata={"help": "Side the images are resized to (a new model's image_size)."}
+    )
     patch_size: int = field(default=4, metadata={"help": "Patch side of a new model (must divide image_size)."})
     num_channels: int = field(
         default=1, metadata={"help": "Input channels: 1 (default, the offline grayscale sets) or 3 (RGB data)."}
@@ -66,13 +68,21 @@ class ModelArguments:
 class DataTrainingArguments:
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": "offline:mnist (the default without --train_dir), offline:fashion_mnist, a Hub name or a path."},
+        metadata={
+            "help": "offline:mnist (the default without --train_dir), offline:fashion_mnist, a Hub name or a path."
+        },
     )
-    train_dir: str | None = field(default=None, metadata={"help": "A folder of training images, one sub-folder per class."})
-    validation_dir: str | None = field(default=None, metadata={"help": "A folder of evaluation images, as --train_dir."})
+    train_dir: str | None = field(
+        default=None, metadata={"help": "A folder of training images, one sub-folder per class."}
+    )
+    validation_dir: str | None = field(
+        default=None, metadata={"help": "A folder of evaluation images, as --train_dir."}
+    )
     image_column_name: str = field(default="image", metadata={"help": "The column holding the images."})
     label_column_name: str = field(default="label", metadata={"help": "The ClassLabel column."})
-    train_val_split: float = field(default=0.15, metadata={"help": "Share of train held out when there is no eval split."})
+    train_val_split: float = field(
+        default=0.15, metadata={"help": "Share of train held out when there is no eval split."}
+    )
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
 
@@ -111,7 +121,7 @@ def main():
             data[split] = data[split].select(range(min(limit, len(data[split]))))
     label_feature = data["train"].features[label_key]
     if not isinstance(label_feature, ClassLabel):
-        raise ValueError(f"Column {label_key!r} must be a ClassLabel, got {label_feature}.")
+        raise TypeError(f"Column {label_key!r} must be a ClassLabel, got {label_feature}.")
     labels = list(label_feature.names)
 
     if model_args.model_name_or_path:

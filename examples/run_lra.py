@@ -54,12 +54,10 @@ from transformers import (
 
 from modeling_itnet import ITNetForSequenceClassification, preset_config
 
-
 EXAMPLES = Path(__file__).resolve().parent
 sys.path.insert(0, str(EXAMPLES))
-from model_card import push_model_card, write_model_card  # noqa: E402
-from offline_data import LISTOPS_END, LISTOPS_LABELS, LISTOPS_OPERATORS, load_listops, load_offline  # noqa: E402
-
+from model_card import push_model_card, write_model_card
+from offline_data import LISTOPS_END, LISTOPS_LABELS, LISTOPS_OPERATORS, load_listops, load_offline
 
 logger = logging.getLogger(__name__)
 

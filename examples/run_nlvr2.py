@@ -34,11 +34,9 @@ from modeling_itnet import (
     tokenizer_path,
 )
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model_card import push_model_card, write_model_card  # noqa: E402
-from offline_data import NLVR2_EASY_LABELS, load_offline  # noqa: E402
-
+from model_card import push_model_card, write_model_card
+from offline_data import NLVR2_EASY_LABELS, load_offline
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +44,20 @@ logger = logging.getLogger(__name__)
 @dataclass
 class ModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "A saved ITNet NLVR2 model to start from."})
-    config_name: str = field(default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."})
-    image_size: int = field(default=32, metadata={"help": "Side the images are resized to (a new model's image_size)."})
+    config_name: str = field(
+        default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
+    )
+    image_size: int = field(
+        default=32, metadata={"help": "Side the images are resized to (a new model's image_size)."}
+    )
     patch_size: int = field(default=4, metadata={"help": "Patch side of a new model."})
 
 
 @dataclass
 class DataTrainingArguments:
-    dataset_name: str = field(default="offline:nlvr2_easy", metadata={"help": "offline:nlvr2_easy, a Hub name or a path."})
+    dataset_name: str = field(
+        default="offline:nlvr2_easy", metadata={"help": "offline:nlvr2_easy, a Hub name or a path."}
+    )
     max_sentence_length: int = field(default=48, metadata={"help": "Sentences are truncated to this many tokens."})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)

@@ -28,11 +28,9 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
 from modeling_itnet import ITNetForPointCloudClassification, preset_config
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model_card import push_model_card, write_model_card  # noqa: E402
-from offline_data import load_offline  # noqa: E402
-
+from model_card import push_model_card, write_model_card
+from offline_data import load_offline
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +44,9 @@ class ModelArguments:
 
 @dataclass
 class DataTrainingArguments:
-    dataset_name: str = field(default="offline:point_clouds", metadata={"help": "offline:point_clouds, a Hub name or a path."})
+    dataset_name: str = field(
+        default="offline:point_clouds", metadata={"help": "offline:point_clouds, a Hub name or a path."}
+    )
     normalize: bool = field(default=False, metadata={"help": "Centre each cloud and scale it into the unit ball."})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)

@@ -36,11 +36,9 @@ from modeling_itnet import (
     tokenizer_path,
 )
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model_card import push_model_card, write_model_card  # noqa: E402
-from offline_data import EASY_VQA_ANSWERS, load_offline  # noqa: E402
-
+from model_card import push_model_card, write_model_card
+from offline_data import EASY_VQA_ANSWERS, load_offline
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +46,23 @@ logger = logging.getLogger(__name__)
 @dataclass
 class ModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "A saved ITNet VQA model to start from."})
-    config_name: str = field(default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."})
-    image_size: int = field(default=32, metadata={"help": "Side the images are resized to (a new model's image_size)."})
+    config_name: str = field(
+        default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
+    )
+    image_size: int = field(
+        default=32, metadata={"help": "Side the images are resized to (a new model's image_size)."}
+    )
     patch_size: int = field(default=4, metadata={"help": "Patch side of a new model."})
 
 
 @dataclass
 class DataTrainingArguments:
-    dataset_name: str = field(default="offline:easy_vqa", metadata={"help": "offline:easy_vqa, a Hub name or a local path."})
-    answers_file: str | None = field(default=None, metadata={"help": "JSON list of answers (needed for non-offline data)."})
+    dataset_name: str = field(
+        default="offline:easy_vqa", metadata={"help": "offline:easy_vqa, a Hub name or a local path."}
+    )
+    answers_file: str | None = field(
+        default=None, metadata={"help": "JSON list of answers (needed for non-offline data)."}
+    )
     max_question_length: int = field(default=32, metadata={"help": "Questions are truncated to this many tokens."})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
@@ -67,7 +73,9 @@ def load_data(args: DataTrainingArguments):
     if args.dataset_name.startswith("offline:"):
         return load_offline(args.dataset_name), list(EASY_VQA_ANSWERS)
     if args.answers_file is None:
-        raise ValueError("`--answers_file` (a JSON list of the answers) is required for a dataset not named offline:...")
+        raise ValueError(
+            "`--answers_file` (a JSON list of the answers) is required for a dataset not named offline:..."
+        )
     return load_dataset(args.dataset_name), json.loads(Path(args.answers_file).read_text())
 
 
@@ -106,8 +114,10 @@ def main():
     def collate(rows: list[dict]) -> dict:
         """Questions and images -> model inputs; `{"ids", "weights"}` -> soft scores `[B, num_answers]`."""
         batch = processor(
-            images=[row["image"] for row in rows], text=[row["question"] for row in rows],
-            truncation=True, max_length=data_args.max_question_length,
+            images=[row["image"] for row in rows],
+            text=[row["question"] for row in rows],
+            truncation=True,
+            max_length=data_args.max_question_length,
         )
         batch["labels"] = torch.zeros(len(rows), len(answers))
         for i, row in enumerate(rows):

@@ -44,7 +44,6 @@ from .pipeline_itnet import ITNetVisualQuestionAnsweringPipeline
 from .presets_itnet import list_presets, preset_config, preset_path, tokenizer_path
 from .processing_itnet import ITNetProcessor
 
-
 AutoConfig.register("itnet", ITNetConfig, exist_ok=True)
 ITNetConfig.register_for_auto_class("AutoConfig")
 for auto_class, head in AUTO_CLASSES.items():

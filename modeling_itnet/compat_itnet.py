@@ -27,7 +27,6 @@ import transformers
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-
 TESTED_TRANSFORMERS = ">=5.23,<5.25"
 
 try:  # every transformers API that ITNet's modules use (convert.py aside), so that a missing one fails here, clearly
@@ -120,49 +119,50 @@ def legacy_cache_argument(forward):
 
     return wrapper
 
+
 __all__ = [  # ITNet's own helpers, then the transformers APIs its modules import from here
-    "TESTED_TRANSFORMERS",
+    "ACT2FN",
     "CACHE_FIELD",
     "LEGACY_CACHE_NAMES",
-    "cache_of",
-    "cache_output",
-    "check_transformers_version",
-    "legacy_cache_argument",
-    "ACT2FN",
+    "PIPELINE_REGISTRY",
+    "TESTED_TRANSFORMERS",
     "AutoConfig",
     "AutoImageProcessor",
     "AutoModelForVisualQuestionAnswering",
     "AutoProcessor",
     "BaseModelOutputWithPoolingAndCrossAttentions",
     "BatchFeature",
-    "can_return_tuple",
-    "capture_outputs",
     "CausalLMOutputWithPast",
-    "custom_object_save",
     "GenerationMixin",
     "GradientCheckpointingLayer",
     "ImageClassifierOutput",
     "ImageInput",
     "ImagesKwargs",
-    "init",
-    "is_pil_image",
-    "is_torchvision_available",
-    "is_valid_image",
-    "load_image",
-    "logging",
     "MaskedLMOutput",
-    "merge_with_config_defaults",
-    "PilBackend",
     "PILImageResampling",
+    "PilBackend",
     "Pipeline",
-    "PIPELINE_REGISTRY",
     "PreTrainedConfig",
     "PreTrainedModel",
     "ProcessorMixin",
     "SequenceClassifierOutput",
-    "slice_logits_to_keep",
-    "strict",
     "TorchvisionBackend",
     "TransformersKwargs",
     "Unpack",
+    "cache_of",
+    "cache_output",
+    "can_return_tuple",
+    "capture_outputs",
+    "check_transformers_version",
+    "custom_object_save",
+    "init",
+    "is_pil_image",
+    "is_torchvision_available",
+    "is_valid_image",
+    "legacy_cache_argument",
+    "load_image",
+    "logging",
+    "merge_with_config_defaults",
+    "slice_logits_to_keep",
+    "strict",
 ]

@@ -4,8 +4,7 @@ import math
 
 from .compat_itnet import PreTrainedConfig, strict
 
-
-KERNEL_FAMILIES = ("spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp")
+KERNEL_FAMILIES = ("spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp", "window_softmax")
 """Kernel families an `ITNetConfig` may list in `kernel_families`."""
 
 HIDDEN_ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu", "swish", "tanh")
@@ -51,7 +50,8 @@ class ITNetConfig(PreTrainedConfig):
             (normalised content kernel `φ(q_i)·ψ(k_j)`, linear in N), `"softmax"` (multi-head attention, fused
             SDPA), `"recurrent"` (selective state space: causal low-rank kernel with data-dependent decay),
             `"ssm"` (S4D: stationary causal kernel `Re(C Aᵗ B)`, by FFT) and `"mlp"` (the unconstrained kernel
-            `MLP(γ(x_i − x_j), a(u_i), b(u_j))`, tiled or Monte Carlo). See `layers_itnet.ITNetMixer`.
+            `MLP(γ(x_i − x_j), a(u_i), b(u_j))`, tiled or Monte Carlo) and `"window_softmax"` (attention within a
+            sliding window of `window_softmax_size` tokens, O(N·W)). See `branches_itnet.FAMILIES`.
         is_causal (`bool`, defaults to `False`): restrict every kernel to `K(x_i, x_j) = 0` for `j > i`
             (raster order on the 2-D grid).
         spectral_num_frequencies (`int`, defaults to 16): Fourier frequencies per offset coordinate fed to the
@@ -59,6 +59,8 @@ class ITNetConfig(PreTrainedConfig):
         spectral_mlp_size (`int`, defaults to 64): hidden width of the spectral kernel MLP.
         local_window (`int`, defaults to 3): side `W` of the `"local"` family's window of offsets (`W` taps on a
             sequence, `W x W` on the patch grid).
+        window_softmax_size (`int`, defaults to 64): window `W` of the `"window_softmax"` family: token `i` attends
+            to `j` with `0 ≤ i − j < W` (causal, as Mistral's `sliding_window`) or `|i − j| < W` (raster order).
         softmax_relative_bias (`bool`, defaults to `True`): add a learned relative-position bias `b(x_i − x_j)`
             (per head) to the `"softmax"` family's scores.
         state_size (`int`, defaults to 16): state size of the `"recurrent"` family (per head) and of the `"ssm"`
@@ -150,6 +152,7 @@ class ITNetConfig(PreTrainedConfig):
     spectral_num_frequencies: int = 16
     spectral_mlp_size: int = 64
     local_window: int = 3
+    window_softmax_size: int = 64
     softmax_relative_bias: bool = True
     state_size: int = 16
     recurrent_discretization: str = "euler"
@@ -207,6 +210,7 @@ class ITNetConfig(PreTrainedConfig):
             "spectral_num_frequencies",
             "spectral_mlp_size",
             "local_window",
+            "window_softmax_size",
             "state_size",
             "mlp_kernel_tile_size",
             "max_num_images",
@@ -243,11 +247,17 @@ class ITNetConfig(PreTrainedConfig):
                 f"{self.pooler_activation!r}."
             )
         if self.point_feature_size < 0:
-            raise ValueError(f"`point_feature_size` must be >= 0 (0: coordinates only), got {self.point_feature_size}.")
+            raise ValueError(
+                f"`point_feature_size` must be >= 0 (0: coordinates only), got {self.point_feature_size}."
+            )
         if self.mlp_kernel_samples < 0:
-            raise ValueError(f"`mlp_kernel_samples` must be >= 0 (0: exact tiled evaluation), got {self.mlp_kernel_samples}.")
+            raise ValueError(
+                f"`mlp_kernel_samples` must be >= 0 (0: exact tiled evaluation), got {self.mlp_kernel_samples}."
+            )
         if self.recurrent_discretization not in ("euler", "zoh"):
-            raise ValueError(f"`recurrent_discretization` must be 'euler' or 'zoh', got {self.recurrent_discretization!r}.")
+            raise ValueError(
+                f"`recurrent_discretization` must be 'euler' or 'zoh', got {self.recurrent_discretization!r}."
+            )
         if not 0.0 <= self.hidden_dropout_prob < 1.0:
             raise ValueError(f"`hidden_dropout_prob` must be in [0, 1), got {self.hidden_dropout_prob}.")
         if self.mixer_size % self.num_attention_heads != 0:
@@ -265,7 +275,9 @@ class ITNetConfig(PreTrainedConfig):
             raise ValueError(f"`kernel_families` must name at least one of {KERNEL_FAMILIES}, got [].")
         for family in self.kernel_families:
             if family not in KERNEL_FAMILIES:
-                raise ValueError(f"`kernel_families` contains unknown family {family!r}; expected some of {KERNEL_FAMILIES}.")
+                raise ValueError(
+                    f"`kernel_families` contains unknown family {family!r}; expected some of {KERNEL_FAMILIES}."
+                )
         if len(set(self.kernel_families)) != len(self.kernel_families):
             raise ValueError(f"`kernel_families` lists a family twice: {self.kernel_families}.")
 
@@ -285,4 +297,4 @@ class ITNetConfig(PreTrainedConfig):
         return self.image_size // self.patch_size
 
 
-__all__ = ["GATE_ACTIVATIONS", "ITNetConfig", "KERNEL_FAMILIES"]
+__all__ = ["GATE_ACTIVATIONS", "KERNEL_FAMILIES", "ITNetConfig"]

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 import transformers
 
+from .branches_itnet import relaxable_families
 from .configuration_itnet import HIDDEN_ACTIVATIONS, ITNetConfig
 from .modeling_itnet import (
     ITNetForCausalLM,
@@ -36,7 +37,6 @@ from .modeling_itnet import (
     ITNetForSequenceClassification,
     ITNetModel,
 )
-
 
 SUPPORTED = {
     "BertModel": ("bert", ITNetModel, ("text",)),
@@ -49,13 +49,15 @@ SUPPORTED = {
 }
 """Source class name → (family, ITNet class, modalities of a bare `ITNetModel`)."""
 
+EXACT_FAMILIES = {"bert": ["softmax"], "vit": ["softmax"], "gpt2": ["softmax"], "mamba": ["local", "recurrent"]}
+"""The families that hold each source's layers exactly (Mamba's short convolution is the `local` family)."""
+
 RELAXED_FAMILIES = {
-    "bert": ["spectral", "local", "low_rank", "recurrent", "ssm"],
-    "vit": ["spectral", "local", "low_rank", "recurrent", "ssm"],
-    "gpt2": ["spectral", "local", "low_rank", "recurrent", "ssm"],
-    "mamba": ["spectral", "low_rank", "softmax", "ssm"],
+    source: [family for family in relaxable_families() if family not in exact]
+    for source, exact in EXACT_FAMILIES.items()
 }
-"""The families `relax=True` adds: every family except the quadratic-cost `"mlp"` kernel."""
+"""The families `relax=True` adds: every relaxable family of the registry (`ITNetBranch.relaxable`: all but the
+quadratic-cost `"mlp"` kernel) that the source does not already use."""
 
 
 def _unsupported(message: str):
@@ -255,7 +257,9 @@ def bert_weights(source: dict, config: ITNetConfig, trunk: str, prefix: str) -> 
         _linear(weights, "lm_head.dense", source, "cls.predictions.transform.dense")
         _norm(weights, "lm_head.norm", source, "cls.predictions.transform.LayerNorm")
         weights["lm_head.decoder.weight"] = source["cls.predictions.decoder.weight"]
-        weights["lm_head.decoder.bias"] = source.get("cls.predictions.decoder.bias", source.get("cls.predictions.bias"))
+        weights["lm_head.decoder.bias"] = source.get(
+            "cls.predictions.decoder.bias", source.get("cls.predictions.bias")
+        )
     return weights
 
 
@@ -294,10 +298,16 @@ def gpt2_weights(source: dict, config: ITNetConfig, trunk: str, prefix: str) -> 
     weights[f"{trunk}text_embeddings.position_embeddings.weight"] = source[f"{prefix}wpe.weight"]
     for i in range(config.num_hidden_layers):
         src, dst = f"{prefix}h.{i}.", f"{trunk}layers.{i}"
-        qkv_weight, qkv_bias = source[f"{src}attn.c_attn.weight"].T, source[f"{src}attn.c_attn.bias"]  # Conv1D: [in, out]
+        qkv_weight, qkv_bias = (
+            source[f"{src}attn.c_attn.weight"].T,
+            source[f"{src}attn.c_attn.bias"],
+        )  # Conv1D: [in, out]
         weights[f"{dst}.mixer.branches.softmax.query_key.weight"] = qkv_weight[: 2 * D]
         weights[f"{dst}.mixer.branches.softmax.query_key.bias"] = qkv_bias[: 2 * D]
-        weights[f"{dst}.mixer.value.weight"], weights[f"{dst}.mixer.value.bias"] = qkv_weight[2 * D :], qkv_bias[2 * D :]
+        weights[f"{dst}.mixer.value.weight"], weights[f"{dst}.mixer.value.bias"] = (
+            qkv_weight[2 * D :],
+            qkv_bias[2 * D :],
+        )
         _linear(weights, f"{dst}.mixer.output", source, f"{src}attn.c_proj", transpose=True)
         _norm(weights, f"{dst}.mixer_norm", source, f"{src}ln_1")
         _linear(weights, f"{dst}.ffn.fc1", source, f"{src}mlp.c_fc", transpose=True)
@@ -362,8 +372,7 @@ def convert_to_itnet(model, relax: bool = False, max_position_embeddings: int = 
     base = getattr(model, "base_model_prefix", "")
     prefix = "" if itnet_class is ITNetModel else f"{base}."
     has_pooler = any(key.startswith(f"{prefix}pooler.") for key in source)
-    exact = {"bert": ["softmax"], "vit": ["softmax"], "gpt2": ["softmax"], "mamba": ["local", "recurrent"]}[family]
-    families = exact + (RELAXED_FAMILIES[family] if relax else [])
+    families = EXACT_FAMILIES[family] + (RELAXED_FAMILIES[family] if relax else [])
     config = {
         "bert": lambda: bert_config(model.config, has_pooler, families),
         "vit": lambda: vit_config(model.config, has_pooler, families),
@@ -429,7 +438,9 @@ def main(argv=None) -> float:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", required=True, help="a folder or Hub id of a BERT, ViT, GPT-2 or Mamba model")
     parser.add_argument("--output", required=True, help="folder for the ITNet checkpoint")
-    parser.add_argument("--architecture", help=f"source class to load, one of {list(SUPPORTED)} (default: the config's)")
+    parser.add_argument(
+        "--architecture", help=f"source class to load, one of {list(SUPPORTED)} (default: the config's)"
+    )
     parser.add_argument("--num_labels", type=int, help="labels of a classification head (a new classifier)")
     parser.add_argument("--relax", action="store_true", help="also build the other kernel families, gates closed")
     parser.add_argument("--max_position_embeddings", type=int, default=2048, help="longest sequence (Mamba only)")

@@ -45,7 +45,6 @@ from .compat_itnet import (
     is_valid_image,
 )
 
-
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2, as PIL's convert("L")
 
 
@@ -97,7 +96,7 @@ class ITNetImageProcessingMixin:
     resample = PILImageResampling.BILINEAR
     image_mean = 0.5
     image_std = 0.5
-    size = {"height": 32, "width": 32}
+    size = {"height": 32, "width": 32}  # noqa: RUF012 (transformers reads image processor defaults as class attributes)
     do_resize = True
     do_rescale = True
     do_normalize = True

@@ -20,7 +20,6 @@ import math
 
 import torch
 
-
 # --------------------------------------------------------------------------------------------------------------
 # Positional features
 # --------------------------------------------------------------------------------------------------------------
@@ -127,7 +126,9 @@ def _check_spectral(values: torch.Tensor, kernel: torch.Tensor, mask: torch.Tens
     grid = tuple(values.shape[1:-1])
     expected = tuple(2 * g - 1 for g in grid) + (values.shape[-1],)
     if tuple(kernel.shape) != expected:
-        raise ValueError(f"`kernel` must have shape {list(expected)} for values of shape {list(values.shape)}, got {list(kernel.shape)}.")
+        raise ValueError(
+            f"`kernel` must have shape {list(expected)} for values of shape {list(values.shape)}, got {list(kernel.shape)}."
+        )
     if mask is not None and tuple(mask.shape) != tuple(values.shape[:-1]):
         raise ValueError(f"`mask` must have shape {list(values.shape[:-1])}, got {list(mask.shape)}.")
     return grid
@@ -351,6 +352,28 @@ def spectral_conv_naive(
     return out.reshape(values.shape)
 
 
+def stationary_kernel_step(kernel: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
+    r"""One causal step of a stationary kernel (the `spectral` family's generation path):
+
+        y_t = Σ_{s≤t} k(t − s) ⊙ w_s v_s
+
+    Steps:
+        1. the compute dtype: at least float32;
+        2. the sum over the past, `kernel[s]` holding `k(t − s)`.
+
+    Args:
+        kernel: `[T, V]`, `k(t − s)` for `s = 0 .. t` (`T = t + 1`).
+        past: `[B, T, V]`, the weighted values `w_s v_s` up to and including this step.
+
+    Returns:
+        `[B, V]` in `past`'s dtype.
+    """
+    # 1. dtype
+    compute_dtype = torch.promote_types(torch.promote_types(past.dtype, kernel.dtype), torch.float32)
+    # 2. sum
+    return torch.einsum("sd,bsd->bd", kernel.to(compute_dtype), past.to(compute_dtype)).to(past.dtype)
+
+
 def local_window_kernel(table: torch.Tensor, lows: tuple[int, ...], grid_shape: tuple[int, ...]) -> torch.Tensor:
     r"""Embed a window kernel into the full `[*(2g − 1), D]` offset layout of `spectral_conv`.
 
@@ -444,6 +467,19 @@ class _EluPlusOne(torch.autograd.Function):
         return grad * out.clamp(max=1)
 
 
+def local_conv_step(taps: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    r"""One causal step of the `local` family on a sequence: `y_t = Σ_{δ=0}^{W−1} k(δ) w_{t−δ} v_{t−δ}`.
+
+    Args:
+        taps: `[W, V]`, tap `δ` at index `δ`.
+        window: `[B, W, V]`, the weighted values of positions `t − W + 1 .. t` (oldest first).
+
+    Returns:
+        `[B, V]`.
+    """
+    return torch.einsum("wd,bwd->bd", taps.flip(0).to(window.dtype), window)
+
+
 def elu_plus_one(x: torch.Tensor) -> torch.Tensor:
     """The positive feature map `φ(x) = elu(x) + 1` of the low-rank family (any shape)."""
     return _EluPlusOne.apply(x)
@@ -451,11 +487,17 @@ def elu_plus_one(x: torch.Tensor) -> torch.Tensor:
 
 def _check_low_rank(query, key, value, mask):
     if query.shape != key.shape:
-        raise ValueError(f"`query` and `key` must have the same shape [B, H, N, R], got {list(query.shape)} and {list(key.shape)}.")
+        raise ValueError(
+            f"`query` and `key` must have the same shape [B, H, N, R], got {list(query.shape)} and {list(key.shape)}."
+        )
     if value.shape[:3] != query.shape[:3]:
-        raise ValueError(f"`value` must have shape [B, H, N, E] matching `query` {list(query.shape[:3])}, got {list(value.shape)}.")
+        raise ValueError(
+            f"`value` must have shape [B, H, N, E] matching `query` {list(query.shape[:3])}, got {list(value.shape)}."
+        )
     if mask is not None and tuple(mask.shape) != (query.shape[0], query.shape[2]):
-        raise ValueError(f"`mask` must have shape [B, N] = {[query.shape[0], query.shape[2]]}, got {list(mask.shape)}.")
+        raise ValueError(
+            f"`mask` must have shape [B, N] = {[query.shape[0], query.shape[2]]}, got {list(mask.shape)}."
+        )
 
 
 def _exclusive_cumsum(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -506,7 +548,7 @@ def low_rank_transform(
         normaliser = torch.einsum("bhnr,bhr->bhn", query, key.sum(dim=2))
         return numerator / normaliser.clamp_min(eps).unsqueeze(-1)
 
-    batch, heads, length, rank = query.shape
+    batch, heads, length, _rank = query.shape
     pad = (-length) % chunk_size
     q, k, v = (torch.nn.functional.pad(t, (0, 0, 0, pad)) for t in (query, key, value))
     chunks = (length + pad) // chunk_size
@@ -558,11 +600,62 @@ def low_rank_transform_naive(
 # --------------------------------------------------------------------------------------------------------------
 
 
+def low_rank_step(
+    query_t: torch.Tensor,
+    key_t: torch.Tensor,
+    value_t: torch.Tensor,
+    state: torch.Tensor,
+    normaliser: torch.Tensor,
+    mask_t: torch.Tensor,
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""One causal step of `low_rank_transform` (its generation path):
+
+        S_t = S_{t−1} + w_t ψ(k_t) v_tᵀ,   z_t = z_{t−1} + w_t ψ(k_t),   y_t = φ(q_t)ᵀ S_t / max(φ(q_t)·z_t, eps)
+
+    Steps:
+        1. weight the key by `w_t`;
+        2. add the outer product to the state and the key to the normaliser;
+        3. read out.
+
+    Args:
+        query_t, key_t: `[B, H, R]`, the features `φ(q_t)`, `ψ(k_t)`.
+        value_t: `[B, H, E]`.
+        state: `[B, H, R, E]`, `S_{t−1}`; normaliser: `[B, H, R]`, `z_{t−1}`.
+        mask_t: `[B]` quadrature weights.
+
+    Returns:
+        `(y_t [B, H, E], S_t, z_t)`.
+    """
+    # 1. weight
+    key_t = key_t * mask_t[:, None, None].to(key_t.dtype)
+    # 2. accumulate
+    state = state + key_t.unsqueeze(-1) * value_t.unsqueeze(-2)
+    normaliser = normaliser + key_t
+    # 3. read
+    denominator = torch.einsum("bhr,bhr->bh", query_t, normaliser).clamp_min(eps).unsqueeze(-1)
+    return torch.einsum("bhr,bhre->bhe", query_t, state) / denominator, state, normaliser
+
+
+def low_rank_final_state(
+    key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The state of `low_rank_step` after a whole sequence: `S = Σ_s w_s ψ(k_s) v_sᵀ` `[B, H, R, E]` and
+    `z = Σ_s w_s ψ(k_s)` `[B, H, R]`, from `key` `[B, H, N, R]`, `value` `[B, H, N, E]`, `mask` `[B, N]`."""
+    if mask is not None:
+        key = key * mask[:, None, :, None].to(key.dtype)
+    return torch.einsum("bhnr,bhne->bhre", key, value), key.sum(dim=2)
+
+
 def _check_softmax(query, key, value, mask, bias):
     if query.dim() != 4 or query.shape != key.shape:
-        raise ValueError(f"`query` and `key` must have the same shape [B, H, N, D], got {list(query.shape)} and {list(key.shape)}.")
+        raise ValueError(
+            f"`query` and `key` must have the same shape [B, H, N, D], got {list(query.shape)} and {list(key.shape)}."
+        )
     if value.dim() != 4 or value.shape[:3] != query.shape[:3]:
-        raise ValueError(f"`value` must have shape [B, H, N, E] matching `query` {list(query.shape[:3])}, got {list(value.shape)}.")
+        raise ValueError(
+            f"`value` must have shape [B, H, N, E] matching `query` {list(query.shape[:3])}, got {list(value.shape)}."
+        )
     batch, heads, length = query.shape[:3]
     if mask is not None and tuple(mask.shape) != (batch, length):
         raise ValueError(f"`mask` must have shape [B, N] = {[batch, length]}, got {list(mask.shape)}.")
@@ -715,6 +808,39 @@ def softmax_transform_naive(
     return K @ value
 
 
+def softmax_step(
+    query_t: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    r"""One causal step of `softmax_transform` (and of the sliding window): the new query against the cached keys,
+
+        y_t = Σ_s softmax_s(q_t·k_s / √E + b_s) v_s    over the real keys (`w_s ≠ 0`), 0 if there is none.
+
+    Steps:
+        1. scores `q_t·k_s / √E` (+ the bias row);
+        2. `−∞` where `w_s = 0`; a query with no real key is opened up, then its output set to 0;
+        3. the weighted sum of the values.
+
+    Args:
+        query_t: `[B, H, 1, E]`.
+        keys, values: `[B, H, T, E]`, the cached positions and this one.
+        weight: `[B, T]` their quadrature weights.
+        bias: optional `[H, T]` scores `b(t − s)`.
+
+    Returns:
+        `[B, H, E]`.
+    """
+    # 1. scores
+    scores = (query_t @ keys.transpose(-1, -2))[:, :, 0] * query_t.shape[-1] ** -0.5  # [B, H, T]
+    if bias is not None:
+        scores = scores + bias.to(scores.dtype)
+    # 2. real keys
+    allowed = (weight != 0)[:, None, :]
+    has_key = allowed.any(dim=-1, keepdim=True)
+    probs = scores.masked_fill(~(allowed | ~has_key), float("-inf")).softmax(dim=-1) * has_key.to(scores.dtype)
+    # 3. sum
+    return torch.einsum("bhs,bhse->bhe", probs, values)
+
+
 def _check_mlp_kernel(positions, left, right, value, mask):
     if positions.dim() != 3:
         raise ValueError(f"`positions` must have shape [B, N, P], got {list(positions.shape)}.")
@@ -722,9 +848,13 @@ def _check_mlp_kernel(positions, left, right, value, mask):
     if left.dim() != 3 or tuple(left.shape[:2]) != (batch, length):
         raise ValueError(f"`left` must have shape [B, N, A] with [B, N] = {[batch, length]}, got {list(left.shape)}.")
     if right.dim() != 3 or tuple(right.shape[:2]) != (batch, length):
-        raise ValueError(f"`right` must have shape [B, N, A] with [B, N] = {[batch, length]}, got {list(right.shape)}.")
+        raise ValueError(
+            f"`right` must have shape [B, N, A] with [B, N] = {[batch, length]}, got {list(right.shape)}."
+        )
     if value.dim() != 4 or value.shape[0] != batch or value.shape[2] != length:
-        raise ValueError(f"`value` must have shape [B, H, N, E] with B = {batch}, N = {length}, got {list(value.shape)}.")
+        raise ValueError(
+            f"`value` must have shape [B, H, N, E] with B = {batch}, N = {length}, got {list(value.shape)}."
+        )
     if mask is not None and tuple(mask.shape) != (batch, length):
         raise ValueError(f"`mask` must have shape [B, N] = {[batch, length]}, got {list(mask.shape)}.")
 
@@ -873,6 +1003,22 @@ def mlp_kernel_transform_naive(
     out = torch.einsum("bijh,bhje->bhie", K, value)
     Z = _quadrature_normaliser(mask, causal, batch, length, value.device, value.dtype)
     return out / torch.where(Z > 0, Z, torch.ones_like(Z))[:, None, :, None]
+
+
+def mlp_kernel_step(kernel: torch.Tensor, weight: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    r"""One causal step of `mlp_kernel_transform`: `y_t = Σ_{s≤t} w_s K(t, s) v_s / Σ_{s≤t} w_s` (0 with no weight).
+
+    Args:
+        kernel: `[B, T, H]`, `K(x_t, x_s, u_t, u_s)` for the cached positions and this one.
+        weight: `[B, T]` their quadrature weights.
+        values: `[B, H, T, E]`.
+
+    Returns:
+        `[B, H, E]`.
+    """
+    out = torch.einsum("bsh,bhse->bhe", kernel * weight[..., None], values)
+    Z = weight.sum(dim=1)
+    return out / torch.where(Z > 0, Z, torch.ones_like(Z))[:, None, None]
 
 
 def monte_carlo_sample(
@@ -1060,7 +1206,7 @@ def decay_low_rank_transform(
         y_t     = Σ_s w_s K(t, s) v_s  +  q_tᵀ diag(Π_{τ≤t} a_τ) S_0                    (unnormalised)
 
     equivalently the linear recurrence `S_t = diag(a_t) S_{t−1} + w_t k_t v_tᵀ`, `y_t = q_tᵀ S_t` (see
-    `decay_low_rank_recurrent`). The decay `a_τ = exp(log_decay_τ) ∈ (0, 1]` is one scalar per head and step
+    `decay_low_rank_recurrent_naive`). The decay `a_τ = exp(log_decay_τ) ∈ (0, 1]` is one scalar per head and step
     (RetNet, Mamba-2) or one per feature `r` (GLA). A padded step (`w_τ = 0`) neither adds its `k_τ v_τᵀ` nor
     decays the state, so a left- or right-padded batch gives exactly each sequence's own outputs and final state.
 
@@ -1178,7 +1324,7 @@ def decay_low_rank_step(
     return torch.einsum("bhr,bhre->bhe", query_t.to(dtype), state), state
 
 
-def decay_low_rank_recurrent(
+def decay_low_rank_recurrent_naive(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
@@ -1262,53 +1408,6 @@ def decay_low_rank_transform_naive(
     return out, final
 
 
-def gated_linear_recurrence(
-    gate_log_decay: torch.Tensor,
-    inputs: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    initial_state: torch.Tensor | None = None,
-    chunk_size: int = 64,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Elementwise gated linear recurrence (minGRU, diagonal linear RNNs) as a causal integral transform.
-
-        h_t = a_t ⊙ h_{t−1} + w_t x_t,   a_t = exp(gate_log_decay_t)     ⇔     h_t = Σ_{s≤t} w_s (Π_{s<τ≤t} a_τ) ⊙ x_s
-
-    minGRU (Feng et al. 2024) is the case `a_t = 1 − z_t`, `x_t = z_t ⊙ h̃_t`, `z_t = σ(W_z u_t)`, `h̃_t = W_h u_t`,
-    with `log(1 − z_t) = logsigmoid(−W_z u_t)`. Each channel is its own scalar-decay head of rank `R = E = 1` of
-    `decay_low_rank_transform` (query = key = 1, value = x); equivalently the per-feature-decay transform with
-    `R = E = D` read on the diagonal of its state.
-
-    Steps:
-        1. channels to heads: `[B, N, D] → [B, D, N, 1]`, query = key = 1;
-        2. `decay_low_rank_transform` with scalar decay per head (padded steps keep the state);
-        3. heads back to channels.
-
-    Args:
-        gate_log_decay: `[B, N, D]`, `log a_t ≤ 0`.
-        inputs: `[B, N, D]`, the gated input `x_t`.
-        mask: optional `[B, N]` quadrature weights (0 for padding).
-        initial_state: optional `[B, D]` hidden state `h_{−1}`.
-
-    Returns:
-        `(h [B, N, D], final_state [B, D])`.
-    """
-    if gate_log_decay.shape != inputs.shape:
-        raise ValueError(
-            "`gate_log_decay` and `inputs` must have the same shape [B, N, D], "
-            f"got {list(gate_log_decay.shape)} and {list(inputs.shape)}."
-        )
-    # 1. one head per channel
-    value = inputs.transpose(1, 2).unsqueeze(-1)  # [B, D, N, 1]
-    ones = torch.ones_like(value)
-    state0 = None if initial_state is None else initial_state[:, :, None, None]
-    # 2. scalar-decay transform
-    out, final = decay_low_rank_transform(
-        ones, ones, value, gate_log_decay.transpose(1, 2), mask, state0, chunk_size=chunk_size
-    )
-    # 3. back to channels
-    return out[..., 0].transpose(1, 2), final[:, :, 0, 0]
-
-
 def s4d_discretize(
     log_dt: torch.Tensor, A_continuous: torch.Tensor, B_continuous: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1390,15 +1489,18 @@ def ssm_transform(
     mask: torch.Tensor | None = None,
     skip: torch.Tensor | None = None,
     step: torch.Tensor | None = None,
+    causal: bool = True,
 ) -> torch.Tensor:
-    r"""Diagonal LTI SSM (S4/S4D) as a causal stationary integral transform, applied by FFT.
+    r"""Diagonal LTI SSM (S4/S4D) as a stationary integral transform, applied by FFT.
 
         y_t = Σ_{s≤t} w_s k(t − s) v_s,      k(δ) = Re(Σ_n C_n Ā_n^δ B̄_n) + D · [δ = 0]
 
+    causal; bidirectional, the kernel is mirrored: `y_t = Σ_s w_s k(|t − s|) v_s`.
+
     Steps:
-        1. `k = ssm_kernel(A, B, C, N, step)`; the skip `D` folds into `k(0)`;
-        2. lay `k` out at offsets `δ ≥ 0` of the `[2N − 1, D]` layout (`causal_kernel_layout`);
-        3. `spectral_conv(values, kernel, mask, causal=True)`, bit-exact causal in O(N log² N).
+        1. `k = ssm_kernel(A, B, C, N, step)`; the skip `D` folds into `k(0)`; cast to the values' dtype;
+        2. lay `k` out at offsets `δ ≥ 0` of the `[2N − 1, D]` layout (`causal_kernel_layout`), or mirrored;
+        3. `spectral_conv(values, kernel, mask, causal)`, bit-exact causal in O(N log² N).
 
     Args:
         values: `[B, N, D]`.
@@ -1406,6 +1508,7 @@ def ssm_transform(
         mask: optional `[B, N]` quadrature weights (0 for padding).
         skip: optional `[D]` feed-through `D`.
         step: optional `[D]` step sizes Δ (then A, B are continuous-time).
+        causal: `k(t − s)` for `s ≤ t` only; else `k(|t − s|)`.
 
     Returns:
         `[B, N, D]`.
@@ -1414,8 +1517,11 @@ def ssm_transform(
     kernel = ssm_kernel(A, B, C, values.shape[1], step)
     if skip is not None:
         kernel = torch.cat([kernel[:1] + skip, kernel[1:]], dim=0)
-    # 2., 3.
-    return spectral_conv(values, causal_kernel_layout(kernel), mask, causal=True)
+    kernel = kernel.to(values.dtype)
+    # 2. layout
+    full = causal_kernel_layout(kernel) if causal else torch.cat([kernel[1:].flip(0), kernel], dim=0)
+    # 3. FFT
+    return spectral_conv(values, full, mask, causal=causal)
 
 
 def ssm_transform_naive(
@@ -1426,13 +1532,14 @@ def ssm_transform_naive(
     mask: torch.Tensor | None = None,
     skip: torch.Tensor | None = None,
     step: torch.Tensor | None = None,
+    causal: bool = True,
 ) -> torch.Tensor:
     r"""Reference for `ssm_transform`: the explicit `[N, N]` Toeplitz kernel from repeated multiplication by Ā.
 
     Steps:
         1. discretise if `step` is given (`s4d_discretize`);
         2. powers `Ā^m` for m = 0 .. N−1 by repeated multiplication, `k(m) = Re(Σ_n C_n Ā_n^m B̄_n)`, plus `D` at 0;
-        3. `K[t, s] = k(t − s)` for `s ≤ t`, 0 otherwise;
+        3. `K[t, s] = k(t − s)` for `s ≤ t`, 0 otherwise (bidirectional: `k(|t − s|)`);
         4. `y_t = Σ_s K[t, s] w_s v_s`.
     """
     length = values.shape[1]
@@ -1450,16 +1557,148 @@ def ssm_transform_naive(
     # 3. Toeplitz, causal
     index = torch.arange(length, device=values.device)
     offsets = index[:, None] - index[None, :]
-    K = kernel[offsets.clamp_min(0)] * (offsets >= 0).unsqueeze(-1)  # [N, N, D]
+    if causal:
+        K = kernel[offsets.clamp_min(0)] * (offsets >= 0).unsqueeze(-1)  # [N, N, D]
+    else:
+        K = kernel[offsets.abs()]
     # 4. weighted sum
     v = values if mask is None else values * mask.unsqueeze(-1).to(values.dtype)
     return torch.einsum("tsd,bsd->btd", K.to(v.dtype), v)
 
 
+def ssm_step(
+    A_bar: torch.Tensor, B_bar: torch.Tensor, C: torch.Tensor, skip: torch.Tensor, state: torch.Tensor, inputs
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""One causal step of the diagonal SSM of `ssm_transform`: `x_t = Ā x_{t−1} + B̄ w_t v_t`,
+    `y_t = Re(C x_t) + D w_t v_t`.
+
+    Args:
+        A_bar, B_bar, C: `[V, S]` complex (discrete time).
+        skip: `[V]`, the feed-through `D`.
+        state: `[B, V, S]` complex, `x_{t−1}`.
+        inputs: `[B, V]` float, `w_t v_t`.
+
+    Returns:
+        `(y_t [B, V] float, x_t)`.
+    """
+    state = A_bar * state + B_bar * inputs.unsqueeze(-1)
+    return torch.einsum("vs,bvs->bv", C, state).real + skip * inputs, state
+
+
+def ssm_final_state(log_A_bar: torch.Tensor, B_bar: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    r"""The state of `ssm_step` after a whole sequence, in closed form: `x_{N−1} = B̄ Σ_s Ā^{N−1−s} w_s v_s`.
+
+    Args:
+        log_A_bar: `[V, S]` complex, `log Ā = Δ A` (the powers are `exp(log Ā · age)`).
+        B_bar: `[V, S]` complex.
+        inputs: `[B, N, V]` float, `w_s v_s`.
+
+    Returns:
+        `[B, V, S]` complex.
+    """
+    length = inputs.shape[1]
+    ages = torch.arange(length - 1, -1, -1, device=inputs.device, dtype=torch.float32)  # N − 1 − s
+    powers = torch.exp(log_A_bar.unsqueeze(-1) * ages)  # Ā^{N−1−s} [V, S, N]
+    return B_bar * torch.einsum("vsn,bnv->bvs", powers, inputs.to(powers.dtype))
+
+
+def window_softmax_transform(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    causal: bool,
+    window: int,
+) -> torch.Tensor:
+    r"""Sliding-window softmax attention (Longformer, Mistral): the softmax kernel restricted to a band,
+
+        y_i = Σ_{j ∈ W(i)} K_ij v_j,    K_ij = exp(q_i·k_j/√D) / Σ_{j' ∈ W(i)} exp(q_i·k_j'/√D),
+        W(i) = {j : 0 ≤ i − j < W} (causal) or {j : |i − j| < W},   real keys only (`w_j ≠ 0`),
+
+    in O(N·W) time and memory, by blocks of `W` queries. A query with no allowed key returns exactly 0.
+
+    Steps:
+        1. pad the sequence to a multiple of `W` and cut it into `nb` blocks of `W` queries;
+        2. the keys of block `b` are blocks `b − 1, b` (causal) or `b − 1, b, b + 1`: every `j` with `|i − j| < W`;
+        3. the allowed pairs of each block, `[B, nb, W, 2W or 3W]`, from the offsets `i − j`, the window and the mask;
+           rows with no allowed key opened up (the fused softmax never sees an all `−∞` row) and remembered;
+        4. SDPA per block, rows with no allowed key set to 0, the padding cut.
+
+    Args:
+        query, key: `[B, H, N, D]`.
+        value: `[B, H, N, E]`.
+        mask: optional `[B, N]` quadrature weights (0 for padding).
+        causal: restrict to `j ≤ i`.
+        window: `W ≥ 1`.
+
+    Returns:
+        `[B, H, N, E]`.
+    """
+    batch, heads, length, _ = query.shape
+    if window < 1:
+        raise ValueError(f"`window` must be at least 1, got {window}.")
+    # 1. blocks of W queries
+    blocks = -(-length // window)
+    pad = blocks * window - length
+    q, k, v = (torch.nn.functional.pad(t, (0, 0, 0, pad)) for t in (query, key, value))
+    q = q.view(batch, heads, blocks, window, -1)
+    # 2. keys of the neighbouring blocks
+    sides = (1, 0) if causal else (1, 1)
+    k, v = (torch.nn.functional.pad(t, (0, 0, window * sides[0], window * sides[1])) for t in (k, v))
+    span = window * (1 + sum(sides))
+    k, v = (t.unfold(2, span, window).transpose(-1, -2) for t in (k, v))  # [B, H, nb, span, ·]
+    # 3. allowed pairs by offset
+    query_index = torch.arange(blocks * window, device=query.device).view(blocks, window, 1)
+    key_index = query_index[:, :1] - window * sides[0] + torch.arange(span, device=query.device).view(1, 1, span)
+    weights = torch.ones(batch, length, device=query.device) if mask is None else mask
+    real = torch.nn.functional.pad(weights != 0, (window * sides[0], pad + window * sides[1]))
+    real = real.unfold(1, span, window)  # [B, nb, span]
+    offset = query_index - key_index  # [nb, W, span]
+    allowed = (offset >= 0) & (offset < window) if causal else offset.abs() < window
+    allowed = allowed[None] & real[:, :, None, :]  # [B, nb, W, span]
+    has_key = allowed.any(dim=-1, keepdim=True)
+    allowed = allowed | ~has_key
+    # 4. attention per block
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None])
+    out = out * has_key[:, None].to(out.dtype)
+    return out.reshape(batch, heads, blocks * window, -1)[:, :, :length]
+
+
+def window_softmax_transform_naive(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    causal: bool,
+    window: int,
+) -> torch.Tensor:
+    r"""Reference for `window_softmax_transform`: the explicit `[N, N]` banded kernel.
+
+    Steps:
+        1. scores `s_ij = q_i·k_j / √D`;
+        2. `−∞` outside the window (`0 ≤ i − j < W` causal, `|i − j| < W`) and where `w_j = 0`;
+        3. `K_ij = softmax_j(s_ij)`, rows with no allowed key set to 0;
+        4. `y_i = Σ_j K_ij v_j`.
+    """
+    length = query.shape[2]
+    # 1. scores
+    scores = (query @ key.transpose(-1, -2)) * query.shape[-1] ** -0.5
+    # 2. the band and the padding
+    offset = torch.arange(length, device=query.device)[:, None] - torch.arange(length, device=query.device)[None]
+    allowed = ((offset >= 0) & (offset < window) if causal else offset.abs() < window)[None, None]
+    if mask is not None:
+        allowed = allowed & (mask != 0)[:, None, None, :]
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    # 3. kernel, empty rows 0
+    kernel = torch.nan_to_num(scores.softmax(dim=-1), nan=0.0)
+    # 4. transform
+    return kernel @ value
+
+
 __all__ = [
     "causal_kernel_layout",
     "causal_offset_mask",
-    "decay_low_rank_recurrent",
+    "decay_low_rank_recurrent_naive",
     "decay_low_rank_step",
     "decay_low_rank_transform",
     "decay_low_rank_transform_naive",
@@ -1467,23 +1706,32 @@ __all__ = [
     "decayed_kernel_naive",
     "elu_plus_one",
     "fourier_features",
-    "gated_linear_recurrence",
     "grid_offsets",
     "local_conv",
+    "local_conv_step",
     "local_window_kernel",
+    "low_rank_final_state",
+    "low_rank_step",
     "low_rank_transform",
     "low_rank_transform_naive",
+    "mlp_kernel_step",
     "mlp_kernel_transform",
     "mlp_kernel_transform_naive",
     "monte_carlo_sample",
     "monte_carlo_transform",
     "relative_position_bias",
     "s4d_discretize",
+    "softmax_step",
     "softmax_transform",
     "softmax_transform_naive",
     "spectral_conv",
     "spectral_conv_naive",
+    "ssm_final_state",
     "ssm_kernel",
+    "ssm_step",
     "ssm_transform",
     "ssm_transform_naive",
+    "stationary_kernel_step",
+    "window_softmax_transform",
+    "window_softmax_transform_naive",
 ]

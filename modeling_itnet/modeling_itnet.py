@@ -20,12 +20,13 @@ dtypes are checked always.
 """
 
 import math
-import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from .branches_itnet import BranchState, ITNetBranch, ITNetSpectralKernel, point_families
 from .compat_itnet import (
     ACT2FN,
     BaseModelOutputWithPoolingAndCrossAttentions,
@@ -50,164 +51,23 @@ from .compat_itnet import (
     slice_logits_to_keep,
 )
 from .configuration_itnet import ITNetConfig
-from .layers_itnet import (
-    ITNetFeedForward,
-    ITNetGate,
-    ITNetLocalBranch,
-    ITNetMixer,
-    ITNetRecurrentBranch,
-    ITNetSelectiveScanBranch,
-    ITNetSSMBranch,
-    ITNetPatchEmbeddings,
-    ITNetPointEmbeddings,
-    ITNetSpectralKernel,
-    ITNetTextEmbeddings,
+from .embeddings_itnet import ITNetPatchEmbeddings, ITNetPointEmbeddings, ITNetTextEmbeddings
+from .layers_itnet import ITNetFeedForward, ITNetGate, ITNetMixer
+from .validation_itnet import (
+    batch_size_of,
+    check_attention_mask,
+    check_classification_labels,
+    check_index_tensor,
+    check_some_real_token,
+    check_token_labels,
+    describe_mismatch,
+    quadrature_mask,
+    safetensors_files,
 )
-
 
 MODALITIES = ("text", "image")
 
 logger = logging.get_logger(__name__)
-
-
-def check_attention_mask(attention_mask: torch.Tensor):
-    """Raise unless `attention_mask` is a bool, integer or float tensor of 0s and 1s: the model uses it as the
-    quadrature weights `w_j`, so any other value would silently re-weight tokens."""
-    if not isinstance(attention_mask, torch.Tensor):
-        raise TypeError(f"`attention_mask` must be a torch.Tensor of 0s and 1s, got {type(attention_mask).__name__}.")
-    if attention_mask.is_complex():
-        raise TypeError(f"`attention_mask` must hold 0s and 1s (bool, integer or float), got {attention_mask.dtype}.")
-    if attention_mask.dtype != torch.bool and attention_mask.numel() and not torch.compiler.is_compiling():
-        if not ((attention_mask == 0) | (attention_mask == 1)).all():
-            bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)].flatten()[0].item()
-            raise ValueError(
-                f"`attention_mask` must hold only 0 (padding) and 1 (real token), got the value {bad}: it is used as "
-                "the quadrature weights of the integral transform, so other values would re-weight tokens."
-            )
-
-
-def quadrature_mask(attention_mask: torch.Tensor, shape: tuple[int, int], dtype: torch.dtype, unit: str = "") -> torch.Tensor:
-    """The quadrature weights `[B, N]` in `dtype` from an `attention_mask` that must have `shape` and hold only 0s and
-    1s (`check_attention_mask`); `unit` ends the shape error, e.g. "(one weight per point)"."""
-    if tuple(attention_mask.shape) != tuple(shape):
-        raise ValueError(f"`attention_mask` must have shape {list(shape)}{unit}, got {list(attention_mask.shape)}.")
-    check_attention_mask(attention_mask)
-    return attention_mask.to(dtype)
-
-
-def check_some_real_token(mask: torch.Tensor, argument: str = "attention_mask"):
-    """Raise when a row of `mask` `[B, N]` has no real (non-zero) entry: its outputs would be undefined."""
-    if torch.compiler.is_compiling():
-        return
-    empty = ~(mask != 0).any(dim=-1)
-    if empty.any():
-        rows = empty.nonzero().flatten().tolist()
-        raise ValueError(f"`{argument}` rows {rows} are all padding (no real token); every row needs at least one 1.")
-
-
-def check_classification_labels(labels, config, batch_size: int | None):
-    """Validate `labels` for `ForSequenceClassificationLoss` before any compute, following `config.problem_type` (or
-    the type that loss would infer when it is None). Raises a `TypeError`/`ValueError` naming `labels`."""
-    if labels is None:
-        return
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}.")
-    num_labels = config.num_labels
-    problem_type = config.problem_type
-    if problem_type is None:
-        if num_labels == 1:
-            problem_type = "regression"
-        elif labels.dtype in (torch.long, torch.int):
-            problem_type = "single_label_classification"
-        else:
-            problem_type = "multi_label_classification"
-    shape = list(labels.shape)
-    if batch_size is not None and (labels.ndim == 0 or labels.shape[0] != batch_size):
-        raise ValueError(f"`labels` must have batch size {batch_size} (one row per input), got shape {shape}.")
-    if problem_type == "single_label_classification":
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise TypeError(
-                f"`labels` for single-label classification must be integer class indices, got {labels.dtype}."
-            )
-        if labels.ndim != 1:
-            raise ValueError(f"`labels` for single-label classification must have shape [batch], got {shape}.")
-        bad = ((labels < 0) | (labels >= num_labels)) & (labels != -100)
-        if not torch.compiler.is_compiling() and bad.any():
-            raise ValueError(
-                f"`labels` must be class indices in [0, num_labels={num_labels}) or -100 (ignored), got "
-                f"{labels[bad].flatten()[0].item()}."
-            )
-    elif problem_type == "multi_label_classification":
-        if labels.ndim != 2 or labels.shape[1] != num_labels:
-            raise ValueError(
-                f"`labels` for multi-label classification must have shape [batch, num_labels={num_labels}], got {shape}."
-            )
-    elif problem_type == "regression":
-        if not labels.is_floating_point():
-            raise TypeError(f"`labels` for regression must be a float tensor of targets, got {labels.dtype}.")
-        if num_labels == 1:
-            ok = labels.ndim == 1 or (labels.ndim == 2 and shape[1] == 1)
-        else:
-            ok = labels.ndim == 2 and shape[1] == num_labels
-        if not ok:
-            expected = "[batch] or [batch, 1]" if num_labels == 1 else f"[batch, num_labels={num_labels}]"
-            raise ValueError(f"`labels` for regression must have shape {expected}, got {shape}.")
-
-
-def check_token_labels(labels, input_ids, inputs_embeds, vocab_size: int):
-    """`labels` of a language-modelling head: integer token ids of the inputs' shape `[B, N]`, in `[0, vocab_size)`
-    or -100 (ignored)."""
-    if labels is None:
-        return
-    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        got = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise TypeError(f"`labels` must be an integer tensor of token ids, got {got}.")
-    reference = input_ids if input_ids is not None else inputs_embeds
-    if reference is not None and tuple(labels.shape) != tuple(reference.shape[:2]):
-        raise ValueError(f"`labels` must have the inputs' shape {list(reference.shape[:2])}, got {list(labels.shape)}.")
-    bad = ((labels < 0) | (labels >= vocab_size)) & (labels != -100)
-    if not torch.compiler.is_compiling() and bad.any():
-        raise ValueError(
-            f"`labels` must be token ids in [0, vocab_size={vocab_size}) or -100 (ignored), got "
-            f"{labels[bad].flatten()[0].item()}."
-        )
-
-
-def _safetensors_files(path) -> list[str]:
-    """The `*.safetensors` files of a local checkpoint folder (empty for a Hub id or a missing folder)."""
-    path = str(path)
-    if not os.path.isdir(path):
-        return []
-    return [os.path.join(path, name) for name in sorted(os.listdir(path)) if name.endswith(".safetensors")]
-
-
-def _describe_mismatch(model_class, path, config=None, limit: int = 5) -> str:
-    """The first tensors of a local checkpoint whose shapes differ from those of `model_class(config)`."""
-    try:
-        from safetensors import safe_open
-
-        if not isinstance(config, ITNetConfig):
-            config = ITNetConfig.from_pretrained(path)
-        with torch.device("meta"):
-            expected = {name: list(t.shape) for name, t in model_class(config).state_dict().items()}
-        lines = []
-        for file in _safetensors_files(path):
-            with safe_open(file, framework="pt") as handle:
-                for name in handle.keys():
-                    shape = list(handle.get_slice(name).get_shape())
-                    key = next((k for k in (name, f"itnet.{name}", name.removeprefix("itnet.")) if k in expected), None)
-                    if key is not None and expected[key] != shape:
-                        lines.append(f"{os.path.basename(file)}: {name!r} has shape {shape}, the config expects {expected[key]}")
-        if lines:
-            more = f" (and {len(lines) - limit} more)" if len(lines) > limit else ""
-            return "; ".join(lines[:limit]) + more + "."
-    except Exception:  # the description is best effort; the original error is chained
-        pass
-    return "tensor shapes in the weights file differ from those the config describes."
-
-
-def _batch_size(*inputs) -> int | None:
-    return next((x.shape[0] for x in inputs if isinstance(x, torch.Tensor) and x.ndim > 0), None)
 
 
 def make_norm(config: ITNetConfig) -> nn.Module:
@@ -215,21 +75,6 @@ def make_norm(config: ITNetConfig) -> nn.Module:
     if config.norm_type == "rms_norm":
         return nn.RMSNorm(config.hidden_size, eps=config.layer_norm_eps)
     return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-
-def check_index_tensor(tensor, argument: str, shape: tuple[int, ...], size: int, field: str):
-    """`tensor` must be an integer tensor of `shape` (a leading 1 broadcasts over the batch) with values in
-    `[0, size)`, `size` the config field `field`."""
-    if not isinstance(tensor, torch.Tensor) or tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
-        got = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-        raise TypeError(f"`{argument}` must be an integer tensor, got {got}.")
-    if tensor.ndim != 2 or tensor.shape[1] != shape[1] or tensor.shape[0] not in (1, shape[0]):
-        raise ValueError(f"`{argument}` must have shape {list(shape)} (or [1, {shape[1]}]), got {list(tensor.shape)}.")
-    if not torch.compiler.is_compiling() and (tensor.min() < 0 or tensor.max() >= size):
-        raise ValueError(
-            f"`{argument}` must hold values in [0, {field}={size}), got values in [{tensor.min().item()}, "
-            f"{tensor.max().item()}]."
-        )
 
 
 def classification_loss(loss_function, labels, logits, config, num_items_in_batch=None, **kwargs) -> torch.Tensor:
@@ -246,17 +91,8 @@ def classification_loss(loss_function, labels, logits, config, num_items_in_batc
 
 class ITNetCache:
     r"""Generation state of a causal ITNet text model: for every layer, the state of each kernel branch after the
-    tokens seen so far (`ITNet*Branch.step` documents each), so that a new token costs
-
-    | family | state per layer | cost per new token |
-    |---|---|---|
-    | `recurrent` | `S = Σ_s (Π a) B̄_s v_sᵀ` `[B, H, R, E]` | O(1) in the length |
-    | `low_rank` | `S = Σ_s ψ(k_s) v_sᵀ`, `z = Σ_s ψ(k_s)` | O(1) |
-    | `ssm` | complex state `x_t = Ā x_{t−1} + B̄ v_t` `[B, V, S]` | O(1) |
-    | `local` | the last `W − 1` values | O(W) |
-    | `spectral` | the past values; `k(0 .. t)` from the kernel MLP | O(t) |
-    | `softmax` | past keys and values (and the bias row `b(t − s)`) | O(t) |
-    | `mlp` (exact) | past positions, key-side features and values | O(t·h) |
+    tokens seen so far, a typed `BranchState` per family (`ITNetBranch.state` and `token_cost` say what it holds and
+    what a new token costs; `branches_itnet.family_table()` lists them all).
 
     How it plugs into `generate()`: `ITNetForCausalLM` opts out of transformers' default `DynamicCache`
     (`_supports_default_dynamic_cache()` is False), so the prompt pass runs with `use_cache=True` and no cache; the
@@ -265,7 +101,7 @@ class ITNetCache:
     tokens' part), and beam search reorders it with `reorder_cache`. Every state tensor has the batch first.
 
     Attributes:
-        states: per layer, None before the prompt pass, then `{family: {name: tensor [B, ...]}}`.
+        states: per layer, None before the prompt pass, then `{family: BranchState}`.
         seen_tokens: positions processed so far, padding included (the length of the 1-D grid).
     """
 
@@ -273,7 +109,7 @@ class ITNetCache:
     is_croppable = False
 
     def __init__(self, config: ITNetConfig):
-        self.states: list[dict[str, dict[str, torch.Tensor]] | None] = [None] * config.num_hidden_layers
+        self.states: list[dict[str, BranchState] | None] = [None] * config.num_hidden_layers
         self.seen_tokens = 0
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
@@ -290,9 +126,8 @@ class ITNetCache:
     def reorder_cache(self, beam_idx: torch.LongTensor):
         """Keep the batch rows `beam_idx` (beam search), in place."""
         for layer in self.states:
-            for branch in (layer or {}).values():
-                for name, tensor in branch.items():
-                    branch[name] = tensor.index_select(0, beam_idx.to(tensor.device))
+            for family, state in (layer or {}).items():
+                layer[family] = state.index_select(beam_idx)
 
 
 @dataclass
@@ -323,28 +158,7 @@ class ITNetLayer(GradientCheckpointingLayer):
         self.layer_idx = layer_idx
         self.post_norm = config.norm_position == "post"
         self.mixer_norm = make_norm(config)
-        self.mixer = ITNetMixer(
-            hidden_size=config.hidden_size,
-            num_heads=config.num_attention_heads,
-            kernel_families=kernel_families or config.kernel_families,
-            is_causal=config.is_causal,
-            num_frequencies=config.spectral_num_frequencies,
-            kernel_mlp_size=config.spectral_mlp_size,
-            activation=config.hidden_act,
-            local_window=config.local_window,
-            softmax_relative_bias=config.softmax_relative_bias,
-            state_size=config.state_size,
-            recurrent_discretization=config.recurrent_discretization,
-            mlp_kernel_samples=config.mlp_kernel_samples,
-            mlp_kernel_tile_size=config.mlp_kernel_tile_size,
-            kernel_spectral_norm=config.kernel_spectral_norm,
-            value_size=config.mixer_size,
-            position_dims=position_dims,
-            gate_activation=config.gate_activation,
-            short_conv_size=config.short_conv_size,
-            recurrent_decay=config.recurrent_decay,
-            dt_rank=config.dt_rank,
-        )
+        self.mixer = ITNetMixer.from_config(config, kernel_families, position_dims)
         self.ffn_norm = make_norm(config) if config.intermediate_size else None
         self.ffn = (
             ITNetFeedForward(config.hidden_size, config.intermediate_size, config.hidden_act)
@@ -369,7 +183,7 @@ class ITNetLayer(GradientCheckpointingLayer):
         if cache is None:
             mixed = self.mixer(normed, mask, grid_shape, length_scale, positions, segments=segments)
         elif cache.states[self.layer_idx] is None:  # the prompt: the full forward, keeping the states
-            mixed, cache.states[self.layer_idx] = self.mixer(normed, mask, grid_shape, length_scale, return_state=True)
+            mixed, cache.states[self.layer_idx] = self.mixer.prefill(normed, mask, grid_shape, length_scale)
         else:
             mixed, cache.states[self.layer_idx] = self.mixer.step(
                 normed, mask, length_scale, cache.states[self.layer_idx]
@@ -390,8 +204,8 @@ class ITNetPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     input_modalities = ("text", "image")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["ITNetLayer"]
-    _can_record_outputs = {"hidden_states": ITNetLayer}
+    _no_split_modules: ClassVar[list[str]] = ["ITNetLayer"]
+    _can_record_outputs: ClassVar[dict] = {"hidden_states": ITNetLayer}
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -410,7 +224,7 @@ class ITNetPreTrainedModel(PreTrainedModel):
         try:
             model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
         except SafetensorError as error:
-            files = _safetensors_files(pretrained_model_name_or_path) or ["model.safetensors"]
+            files = safetensors_files(pretrained_model_name_or_path) or ["model.safetensors"]
             raise OSError(
                 f"Cannot read the weights of {str(pretrained_model_name_or_path)!r}: {', '.join(files)} is truncated "
                 f"or corrupted ({error}). Re-download or re-save the checkpoint."
@@ -420,7 +234,7 @@ class ITNetPreTrainedModel(PreTrainedModel):
                 raise
             raise RuntimeError(
                 f"The checkpoint {str(pretrained_model_name_or_path)!r} does not match its config: "
-                f"{_describe_mismatch(cls, pretrained_model_name_or_path, kwargs.get('config'))} Fix `config.json` "
+                f"{describe_mismatch(cls, pretrained_model_name_or_path, kwargs.get('config'))} Fix `config.json` "
                 "(`hidden_size`, `intermediate_size`, `vocab_size`, `num_labels`, ...) to the checkpoint's, or pass "
                 "`ignore_mismatched_sizes=True` to re-initialise the mismatched tensors."
             ) from error
@@ -460,8 +274,8 @@ class ITNetPreTrainedModel(PreTrainedModel):
             # decay rates log-spaced from 1 (a window of about one token) to 1 / max_position_embeddings (global)
             rates = torch.linspace(0.0, -math.log(self.config.max_position_embeddings), module.log_decay.numel())
             init.copy_(module.log_decay, rates)
-        elif isinstance(module, ITNetLocalBranch):
-            init.normal_(module.table, std=1.0 / module.window)
+        elif isinstance(module, ITNetBranch):
+            module.init_weights(self.config)
         elif isinstance(module, ITNetGate):
             init.constant_(module.bias, self.config.gate_bias_init)
         elif isinstance(module, ITNetPatchEmbeddings):
@@ -472,27 +286,6 @@ class ITNetPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.cls_token, std=self.config.initializer_range)
         elif isinstance(module, nn.RMSNorm):
             init.ones_(module.weight)
-        elif isinstance(module, ITNetSelectiveScanBranch):
-            # Mamba: A_n = n (n = 1 .. R) in every channel, Δ = softplus(b_Δ) log-uniform in [1e-3, 1e-1]
-            channels, states = module.A_log.shape
-            init.copy_(module.A_log, torch.log(torch.arange(1, states + 1, dtype=torch.float32)).expand(channels, states))
-            dt = torch.exp(torch.linspace(math.log(1e-3), math.log(1e-1), channels))
-            init.copy_(module.dt_proj.bias, dt + torch.log(-torch.expm1(-dt)))
-        elif isinstance(module, ITNetRecurrentBranch):
-            # Mamba-2: A uniform in [1, 16], Δ = softplus(dt_bias) log-uniform in [1e-3, 1e-1]
-            heads = module.A_log.numel()
-            init.copy_(module.A_log, torch.log(torch.linspace(1.0, 16.0, heads)))
-            dt = torch.exp(torch.linspace(math.log(1e-3), math.log(1e-1), heads))
-            init.copy_(module.dt_bias, dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(dt)
-        elif isinstance(module, ITNetSSMBranch):
-            # S4D-Lin: A_n = −1/2 + iπn, B = 1, C ~ N(0, 1/2) complex, Δ log-uniform in [1e-3, 1e-1], D = 1
-            channels, modes = module.A_log.shape
-            init.constant_(module.A_log, math.log(0.5))
-            init.copy_(module.A_imag, math.pi * torch.arange(modes, dtype=torch.float32).expand(channels, modes))
-            init.copy_(module.B, torch.stack([torch.ones(channels, modes), torch.zeros(channels, modes)], dim=-1))
-            init.normal_(module.C, std=0.5**0.5)
-            init.copy_(module.log_dt, torch.linspace(math.log(1e-3), math.log(1e-1), channels))
-            init.ones_(module.skip)
 
 
 class ITNetModel(ITNetPreTrainedModel):
@@ -506,7 +299,7 @@ class ITNetModel(ITNetPreTrainedModel):
       NLVR2): one sequence, the text first then each image's patches, each with its modality embedding; the grid
       kernels run within each modality and the content kernels across them (`ITNetMixer` `segments`);
     - point clouds (`points` `[B, N, 3]`, optional `point_features`): irregular positions. The kernels that need
-      a grid (`ITNetMixer.GRID_FAMILIES`) do not apply; a point-cloud trunk builds the content families of
+      a grid (`ITNetBranch.needs_grid`) do not apply; a point-cloud trunk builds the content families of
       `config.kernel_families` only (`low_rank`, `softmax`, `mlp`), the softmax bias over 3-D offsets.
 
     `pooler_output` pools the final hidden states over the real (unmasked) tokens by `config.pooling` (the mean,
@@ -519,12 +312,14 @@ class ITNetModel(ITNetPreTrainedModel):
             alone. Task heads build only the encoders they use, so every parameter they hold is trained.
     """
 
-    POINT_FAMILIES = ("low_rank", "softmax", "mlp")
-
     def __init__(self, config: ITNetConfig, modalities: tuple[str, ...] = MODALITIES):
         super().__init__(config)
         modalities = tuple(modalities)
-        if not modalities or set(modalities) - {"text", "image", "points"} or ("points" in modalities and len(modalities) > 1):
+        if (
+            not modalities
+            or set(modalities) - {"text", "image", "points"}
+            or ("points" in modalities and len(modalities) > 1)
+        ):
             raise ValueError(
                 f"`modalities` must be a non-empty subset of ('text', 'image'), or ('points',); got {modalities}."
             )
@@ -562,10 +357,10 @@ class ITNetModel(ITNetPreTrainedModel):
         families, position_dims = config.kernel_families, 2
         self.point_embeddings = None
         if modalities == ("points",):
-            families = [family for family in config.kernel_families if family in self.POINT_FAMILIES]
+            families = [family for family in config.kernel_families if family in point_families()]
             if not families:
                 raise ValueError(
-                    f"Point clouds need a content kernel family in `kernel_families` ({list(self.POINT_FAMILIES)}); "
+                    f"Point clouds need a content kernel family in `kernel_families` ({list(point_families())}); "
                     f"got {config.kernel_families}, whose families all need a grid."
                 )
             if config.short_conv_size:
@@ -598,7 +393,9 @@ class ITNetModel(ITNetPreTrainedModel):
 
     def _require(self, modality: str, argument: str):
         if getattr(self, f"{modality}_embeddings") is None:
-            raise ValueError(f"`{argument}` given, but this model has no {modality} encoder (modalities={self.modalities}).")
+            raise ValueError(
+                f"`{argument}` given, but this model has no {modality} encoder (modalities={self.modalities})."
+            )
 
     def _embed(
         self, input_ids, attention_mask, inputs_embeds, pixel_values, points, point_features, text_extras, interpolate
@@ -613,7 +410,9 @@ class ITNetModel(ITNetPreTrainedModel):
         text = input_ids is not None or inputs_embeds is not None
         if points is not None:
             if text or pixel_values is not None:
-                raise ValueError("`points` are a modality of their own; pass no `input_ids`, `inputs_embeds` or `pixel_values` with them.")
+                raise ValueError(
+                    "`points` are a modality of their own; pass no `input_ids`, `inputs_embeds` or `pixel_values` with them."
+                )
             return self._embed_points(points, point_features, attention_mask)
         if point_features is not None:
             raise ValueError("`point_features` describe `points`; pass `points` too.")
@@ -631,7 +430,9 @@ class ITNetModel(ITNetPreTrainedModel):
                     "inputs); a batch of images alone is [batch, channels, height, width]."
                 )
             if any(x is not None for x in text_extras[:2]):
-                raise ValueError("`position_ids` and `token_type_ids` describe text tokens; pass none with images alone.")
+                raise ValueError(
+                    "`position_ids` and `token_type_ids` describe text tokens; pass none with images alone."
+                )
             hidden_states, segments = self._embed_image(pixel_values, interpolate)
             if len(segments) > 1:  # the class token, then the patch grid
                 return hidden_states, None, {"segments": segments}
@@ -644,13 +445,19 @@ class ITNetModel(ITNetPreTrainedModel):
             if not isinstance(input_ids, torch.Tensor):
                 raise TypeError(f"`input_ids` must be a torch.Tensor of token ids, got {type(input_ids).__name__}.")
             if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
-                raise TypeError(f"`input_ids` must be an integer tensor of token ids (torch.long), got {input_ids.dtype}.")
+                raise TypeError(
+                    f"`input_ids` must be an integer tensor of token ids (torch.long), got {input_ids.dtype}."
+                )
             if input_ids.ndim != 2:
                 raise ValueError(f"`input_ids` must have shape [batch, sequence_length], got {list(input_ids.shape)}.")
             if input_ids.shape[1] == 0:
                 raise ValueError("`input_ids` holds empty sequences (sequence_length = 0); pass at least one token.")
             vocab = self.text_embeddings.word_embeddings.num_embeddings
-            if input_ids.numel() and not torch.compiler.is_compiling() and (input_ids.min() < 0 or input_ids.max() >= vocab):
+            if (
+                input_ids.numel()
+                and not torch.compiler.is_compiling()
+                and (input_ids.min() < 0 or input_ids.max() >= vocab)
+            ):
                 low, high = input_ids.min().item(), input_ids.max().item()
                 raise ValueError(
                     f"`input_ids` must be token ids in [0, vocab_size={vocab}), got values in [{low}, {high}]."
@@ -666,7 +473,9 @@ class ITNetModel(ITNetPreTrainedModel):
                     f"got {list(inputs_embeds.shape)}."
                 )
             if inputs_embeds.shape[1] == 0:
-                raise ValueError("`inputs_embeds` holds empty sequences (sequence_length = 0); pass at least one token.")
+                raise ValueError(
+                    "`inputs_embeds` holds empty sequences (sequence_length = 0); pass at least one token."
+                )
             hidden_states = inputs_embeds
         batch, length = hidden_states.shape[:2]
         if length > self.config.max_position_embeddings:
@@ -689,15 +498,25 @@ class ITNetModel(ITNetPreTrainedModel):
                 "(`config.position_embedding_type='relative'`: positions are the offsets the kernels see)."
             )
         if embeddings.token_type_embeddings is None and token_type_ids is not None:
-            raise ValueError("`token_type_ids` given, but this model has no token-type embeddings (`config.type_vocab_size=0`).")
+            raise ValueError(
+                "`token_type_ids` given, but this model has no token-type embeddings (`config.type_vocab_size=0`)."
+            )
         if embeddings.position_embeddings is not None:
             if position_ids is None:
                 position_ids = torch.arange(past, past + length, device=hidden_states.device)[None]
-            check_index_tensor(position_ids, "position_ids", (batch, length), self.config.max_position_embeddings, "max_position_embeddings")
+            check_index_tensor(
+                position_ids,
+                "position_ids",
+                (batch, length),
+                self.config.max_position_embeddings,
+                "max_position_embeddings",
+            )
         if embeddings.token_type_embeddings is not None:
             if token_type_ids is None:
                 token_type_ids = torch.zeros(1, length, dtype=torch.long, device=hidden_states.device)
-            check_index_tensor(token_type_ids, "token_type_ids", (batch, length), self.config.type_vocab_size, "type_vocab_size")
+            check_index_tensor(
+                token_type_ids, "token_type_ids", (batch, length), self.config.type_vocab_size, "type_vocab_size"
+            )
         return embeddings.add_positions_and_types(hidden_states, position_ids, token_type_ids)
 
     def _embed_image(self, pixel_values, interpolate_pos_encoding=False):
@@ -724,7 +543,9 @@ class ITNetModel(ITNetPreTrainedModel):
         """Text tokens then each image's patches, with their modality embeddings, as `segments`."""
         if self.modality_embeddings is None:
             raise ValueError(f"Image + text inputs need a model with both encoders (modalities={self.modalities}).")
-        text, text_mask, text_grid, text_scale = self._embed_text(input_ids, attention_mask, inputs_embeds, *text_extras)
+        text, text_mask, text_grid, text_scale = self._embed_text(
+            input_ids, attention_mask, inputs_embeds, *text_extras
+        )
         images = pixel_values[:, None] if pixel_values.ndim == 4 else pixel_values
         if images.ndim != 5 or images.shape[0] != text.shape[0]:
             raise ValueError(
@@ -759,7 +580,9 @@ class ITNetModel(ITNetPreTrainedModel):
         if cls_token is not None:  # a readout token first, placed at the centroid of the real points
             weights = torch.ones_like(positions[..., :1]) if mask is None else mask.unsqueeze(-1)
             centroid = (positions * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1.0)
-            hidden_states = torch.cat([cls_token.expand(len(points), -1, -1).to(hidden_states.dtype), hidden_states], 1)
+            hidden_states = torch.cat(
+                [cls_token.expand(len(points), -1, -1).to(hidden_states.dtype), hidden_states], 1
+            )
             positions = torch.cat([centroid, positions], dim=1)
             if mask is not None:
                 mask = torch.cat([mask.new_ones(len(points), 1), mask], dim=1)
@@ -909,7 +732,7 @@ class ITNetForSequenceClassification(ITNetPreTrainedModel):
             multi-hot labels, following `config.problem_type`.
         token_type_ids, position_ids: as in `ITNetModel.forward` (converted BERT models).
         """
-        check_classification_labels(labels, self.config, _batch_size(input_ids, inputs_embeds))
+        check_classification_labels(labels, self.config, batch_size_of(input_ids, inputs_embeds))
         outputs = self.itnet(
             input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
             token_type_ids=token_type_ids, position_ids=position_ids, **kwargs,
@@ -934,7 +757,7 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
     """
 
     input_modalities = ("text",)
-    _tied_weights_keys = {"lm_head.weight": "itnet.text_embeddings.word_embeddings.weight"}
+    _tied_weights_keys: ClassVar[dict[str, str]] = {"lm_head.weight": "itnet.text_embeddings.word_embeddings.weight"}
 
     def __init__(self, config: ITNetConfig):
         if not config.is_causal:
@@ -1052,11 +875,15 @@ class ITNetForMaskedLM(ITNetPreTrainedModel):
     """
 
     input_modalities = ("text",)
-    _tied_weights_keys = {"lm_head.decoder.weight": "itnet.text_embeddings.word_embeddings.weight"}
+    _tied_weights_keys: ClassVar[dict[str, str]] = {
+        "lm_head.decoder.weight": "itnet.text_embeddings.word_embeddings.weight"
+    }
 
     def __init__(self, config: ITNetConfig):
         if config.is_causal:
-            raise ValueError("ITNetForMaskedLM reads both sides of a masked token: set `is_causal=False` in the config.")
+            raise ValueError(
+                "ITNetForMaskedLM reads both sides of a masked token: set `is_causal=False` in the config."
+            )
         super().__init__(config)
         self.itnet = ITNetModel(config, modalities=("text",))
         self.lm_head = ITNetMaskedLMHead(config)
@@ -1134,7 +961,7 @@ class ITNetForImageClassification(ITNetPreTrainedModel):
         labels (`torch.LongTensor` of shape `[B]`): class indices (or targets, following `config.problem_type`).
         interpolate_pos_encoding (`bool`): as in `ITNetModel.forward` (converted ViT models).
         """
-        check_classification_labels(labels, self.config, _batch_size(pixel_values))
+        check_classification_labels(labels, self.config, batch_size_of(pixel_values))
         outputs = self.itnet(pixel_values=pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
         logits = self.classifier(outputs.pooler_output)
         loss = None
@@ -1191,13 +1018,19 @@ class ITNetForVisualQuestionAnswering(ITNetPreTrainedModel):
         """
         if pixel_values is None or (input_ids is None and inputs_embeds is None):
             raise ValueError("Visual question answering needs both the question (`input_ids`) and `pixel_values`.")
-        if labels is not None and (labels.ndim != 2 or labels.shape[1] != self.num_labels or not labels.is_floating_point()):
+        if labels is not None and (
+            labels.ndim != 2 or labels.shape[1] != self.num_labels or not labels.is_floating_point()
+        ):
             raise ValueError(
                 f"`labels` must be float soft scores of shape [batch, num_labels={self.num_labels}] (one per answer in "
                 f"`config.id2label`), got {labels.dtype} {list(labels.shape)}."
             )
         outputs = self.itnet(
-            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, pixel_values=pixel_values, **kwargs
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            **kwargs,
         )
         logits = self.classifier(outputs.pooler_output)
         loss = None
@@ -1239,10 +1072,16 @@ class ITNetForImagesAndTextClassification(ITNetPreTrainedModel):
         """
         if pixel_values is None or pixel_values.ndim != 5:
             shape = None if pixel_values is None else list(pixel_values.shape)
-            raise ValueError(f"`pixel_values` must have shape [batch, num_images, channels, height, width], got {shape}.")
-        check_classification_labels(labels, self.config, _batch_size(input_ids, inputs_embeds, pixel_values))
+            raise ValueError(
+                f"`pixel_values` must have shape [batch, num_images, channels, height, width], got {shape}."
+            )
+        check_classification_labels(labels, self.config, batch_size_of(input_ids, inputs_embeds, pixel_values))
         outputs = self.itnet(
-            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, pixel_values=pixel_values, **kwargs
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            **kwargs,
         )
         logits = self.classifier(outputs.pooler_output)
         loss = None
@@ -1288,7 +1127,7 @@ class ITNetForPointCloudClassification(ITNetPreTrainedModel):
         """
         if points is None:
             raise ValueError("Point-cloud classification needs `points` of shape [batch, num_points, 3].")
-        check_classification_labels(labels, self.config, _batch_size(points))
+        check_classification_labels(labels, self.config, batch_size_of(points))
         outputs = self.itnet(points=points, point_features=point_features, attention_mask=attention_mask, **kwargs)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None

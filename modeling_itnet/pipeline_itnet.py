@@ -35,7 +35,9 @@ class ITNetVisualQuestionAnsweringPipeline(Pipeline):
 
     def _sanitize_parameters(self, top_k=None, **kwargs):
         if kwargs:
-            raise TypeError(f"Unexpected arguments for the itnet-visual-question-answering pipeline: {sorted(kwargs)}.")
+            raise TypeError(
+                f"Unexpected arguments for the itnet-visual-question-answering pipeline: {sorted(kwargs)}."
+            )
         postprocess = {}
         if top_k is not None:
             if not isinstance(top_k, int) or top_k < 1:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from .configuration_itnet import ITNetConfig
 
-
 DEFAULT_TOKENIZER = "itnet-wordpiece-8k"
 
 

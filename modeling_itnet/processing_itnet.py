@@ -51,7 +51,9 @@ class ITNetProcessor(ProcessorMixin):
             raise ValueError("`ITNetProcessor` needs `images`, `text` or both.")
         return_tensors = kwargs.pop("return_tensors", "pt")
         if return_tensors not in ("pt", "np"):
-            raise ValueError(f"`return_tensors` must be 'pt' or 'np' (arrays of one shape per batch), got {return_tensors!r}.")
+            raise ValueError(
+                f"`return_tensors` must be 'pt' or 'np' (arrays of one shape per batch), got {return_tensors!r}."
+            )
         kwargs.setdefault("padding", True)
         merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
         for group in ("text_kwargs", "images_kwargs"):
@@ -87,14 +89,20 @@ class ITNetProcessor(ProcessorMixin):
         if _is_image(images):
             return [[images]], 0
         if not isinstance(images, Sequence) or len(images) == 0:
-            raise ValueError(f"`images` must be an image, a list of images or a list of image groups, got {type(images).__name__}.")
+            raise ValueError(
+                f"`images` must be an image, a list of images or a list of image groups, got {type(images).__name__}."
+            )
         if all(_is_image(image) for image in images):
             return [[image] for image in images], 0
-        if not all(isinstance(group, (list, tuple)) and group and all(_is_image(i) for i in group) for group in images):
+        if not all(
+            isinstance(group, (list, tuple)) and group and all(_is_image(i) for i in group) for group in images
+        ):
             raise ValueError("`images` must be an image, a list of images or a list of non-empty groups of images.")
         sizes = {len(group) for group in images}
         if len(sizes) != 1:
-            raise ValueError(f"Every group in `images` must hold the same number of images, got sizes {sorted(sizes)}.")
+            raise ValueError(
+                f"Every group in `images` must hold the same number of images, got sizes {sorted(sizes)}."
+            )
         return [list(group) for group in images], sizes.pop()
 
     @property

@@ -32,7 +32,6 @@ from torch import nn
 
 from .layers_itnet import ITNetMixer
 
-
 OPEN_GATE_BIAS = 1e4
 """Gate bias for which `sigmoid` is exactly 1 in float32 and float64: `exp(−1e4)` underflows to 0."""
 
@@ -135,21 +134,35 @@ def _identity(layer: nn.Linear):
     nn.init.zeros_(layer.bias)
 
 
-def mixer_from_multihead_attention(attention: nn.MultiheadAttention, causal: bool = False) -> ITNetMixer:
-    r"""The ITNet operator computing `attention(x, x, x)` (self-attention) on `[B, N, E]`.
+def mixer_from_multihead_attention(
+    attention: nn.MultiheadAttention, causal: bool = False, window: int | None = None
+) -> ITNetMixer:
+    r"""The ITNet operator computing `attention(x, x, x)` (self-attention) on `[B, N, E]`: the `softmax` family, or
+    with `window = W` the `window_softmax` family, which computes `attention(x, x, x, attn_mask=band)` with the
+    banded mask of a sliding window (`band[i, j]` True, i.e. blocked, unless `0 ≤ i − j < W` causal, `|i − j| < W`).
 
     Padding: `mask = ~key_padding_mask`; causal: `is_causal`. `add_bias_kv`, `add_zero_attn` and separate key/value
     widths are not integral transforms of the sequence alone and are rejected.
     """
     if attention.bias_k is not None or attention.add_zero_attn or not attention._qkv_same_embed_dim:
         raise ValueError("Supported: self-attention without add_bias_kv/add_zero_attn, kdim = vdim = embed_dim.")
+    if window is not None and window < 1:
+        raise ValueError(f"`window` must be None (full attention) or at least 1, got {window}.")
     width = attention.embed_dim
-    mixer = ITNetMixer(width, attention.num_heads, ["softmax"], is_causal=causal, softmax_relative_bias=False)
+    family = "softmax" if window is None else "window_softmax"
+    mixer = ITNetMixer(
+        width, attention.num_heads, [family], is_causal=causal, softmax_relative_bias=False,
+        family_options={} if window is None else {"window_softmax_size": window},
+    )  # fmt: skip
     mixer.to(attention.in_proj_weight.dtype)
     _open_gates(mixer)
     bias = attention.in_proj_bias
     with torch.no_grad():
-        _copy_linear(mixer.branches["softmax"].query_key, attention.in_proj_weight[: 2 * width], None if bias is None else bias[: 2 * width])
+        _copy_linear(
+            mixer.branches[family].query_key,
+            attention.in_proj_weight[: 2 * width],
+            None if bias is None else bias[: 2 * width],
+        )
         _copy_linear(mixer.value, attention.in_proj_weight[2 * width :], None if bias is None else bias[2 * width :])
         _copy_linear(mixer.output, attention.out_proj.weight, attention.out_proj.bias)
     return mixer
@@ -159,12 +172,18 @@ def mixer_from_bert_attention(self_attention: nn.Module, output_dense: nn.Linear
     r"""The ITNet operator computing `output_dense(BertSelfAttention(x))`: BERT's `attention.self` and
     `attention.output.dense` (the residual and LayerNorm of `BertSelfOutput` sit outside the token mixer)."""
     width = self_attention.query.in_features
-    mixer = ITNetMixer(width, self_attention.num_attention_heads, ["softmax"], is_causal=causal, softmax_relative_bias=False)
+    mixer = ITNetMixer(
+        width, self_attention.num_attention_heads, ["softmax"], is_causal=causal, softmax_relative_bias=False
+    )
     mixer.to(self_attention.query.weight.dtype)
     _open_gates(mixer)
     with torch.no_grad():
         query_key = mixer.branches["softmax"].query_key
-        _copy_linear(query_key, torch.cat([self_attention.query.weight, self_attention.key.weight]), torch.cat([self_attention.query.bias, self_attention.key.bias]))
+        _copy_linear(
+            query_key,
+            torch.cat([self_attention.query.weight, self_attention.key.weight]),
+            torch.cat([self_attention.query.bias, self_attention.key.bias]),
+        )
         _copy_linear(mixer.value, self_attention.value.weight, self_attention.value.bias)
         _copy_linear(mixer.output, output_dense.weight, output_dense.bias)
     return mixer
@@ -234,7 +253,9 @@ class SSD(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         batch, length, _ = inputs.shape
-        x, B, C, dt = self.in_proj(inputs).split([self.num_heads * self.head_dim, self.state_size, self.state_size, self.num_heads], dim=-1)
+        x, B, C, dt = self.in_proj(inputs).split(
+            [self.num_heads * self.head_dim, self.state_size, self.state_size, self.num_heads], dim=-1
+        )
         x = x.view(batch, length, self.num_heads, self.head_dim)
         delta = nn.functional.softplus(dt + self.dt_bias)  # [B, N, H]
         A = -torch.exp(self.A_log)
@@ -253,8 +274,15 @@ def mixer_from_ssd(layer: SSD) -> ITNetMixer:
     heads, head_dim, state = layer.num_heads, layer.head_dim, layer.state_size
     hidden = layer.in_proj.in_features
     mixer = ITNetMixer(
-        hidden, heads, ["recurrent", "local"], is_causal=True, state_size=state, recurrent_discretization="euler",
-        local_window=1, value_size=heads * head_dim, output_size=layer.out_proj.out_features,
+        hidden,
+        heads,
+        ["recurrent", "local"],
+        is_causal=True,
+        state_size=state,
+        recurrent_discretization="euler",
+        local_window=1,
+        value_size=heads * head_dim,
+        output_size=layer.out_proj.out_features,
     )
     _open_gates(mixer)
     weight, bias = layer.in_proj.weight, layer.in_proj.bias
@@ -266,7 +294,9 @@ def mixer_from_ssd(layer: SSD) -> ITNetMixer:
     with torch.no_grad():
         _copy_linear(mixer.value, weight[x_rows], bias[x_rows])
         # per head: [C (R), B (R), dt (1)]; one group, so B and C are shared by the heads
-        rows = torch.cat([torch.cat([weight[C_rows], weight[B_rows], weight[dt_rows][h : h + 1]]) for h in range(heads)])
+        rows = torch.cat(
+            [torch.cat([weight[C_rows], weight[B_rows], weight[dt_rows][h : h + 1]]) for h in range(heads)]
+        )
         biases = torch.cat([torch.cat([bias[C_rows], bias[B_rows], bias[dt_rows][h : h + 1]]) for h in range(heads)])
         _copy_linear(recurrent.projection, rows, biases)
         recurrent.A_log.copy_(layer.A_log)
@@ -279,7 +309,7 @@ def mixer_from_ssd(layer: SSD) -> ITNetMixer:
 class MinGRU(nn.Module):
     r"""Reference minGRU (Feng et al. 2024, "Were RNNs all we needed?"), sequential form:
 
-        z_t = σ(W_z x_t),   h̃_t = W_h x_t,   h_t = (1 − z_t) ⊙ h_{t−1} + z_t ⊙ h̃_t,   h_0 = 0.   `[B, N, D]`."""
+    z_t = σ(W_z x_t),   h̃_t = W_h x_t,   h_t = (1 − z_t) ⊙ h_{t−1} + z_t ⊙ h̃_t,   h_0 = 0.   `[B, N, D]`."""
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
@@ -300,8 +330,14 @@ def mixer_from_mingru(layer: MinGRU) -> ITNetMixer:
     """The ITNet operator (family `recurrent`, ZOH, one head of rank 1 per channel) computing `layer`."""
     channels, inputs = layer.gate.out_features, layer.gate.in_features
     mixer = ITNetMixer(
-        inputs, channels, ["recurrent"], is_causal=True, state_size=1, recurrent_discretization="zoh",
-        value_size=channels, output_size=channels,
+        inputs,
+        channels,
+        ["recurrent"],
+        is_causal=True,
+        state_size=1,
+        recurrent_discretization="zoh",
+        value_size=channels,
+        output_size=channels,
     )
     _open_gates(mixer)
     recurrent = mixer.branches["recurrent"]
@@ -321,9 +357,9 @@ def mixer_from_mingru(layer: MinGRU) -> ITNetMixer:
 
 __all__ = [
     "OPEN_GATE_BIAS",
-    "MinGRU",
     "S4D",
     "SSD",
+    "MinGRU",
     "apply_conv",
     "mixer_from_bert_attention",
     "mixer_from_conv",

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainingArguments
 
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
@@ -111,8 +110,14 @@ def train(
     return record
 
 
-def train_fsdp2(init: str, output_dir: str, per_device_batch: int, max_steps: int = 3, learning_rate: float = 0.05,
-                num_examples: int = 48) -> dict:
+def train_fsdp2(
+    init: str,
+    output_dir: str,
+    per_device_batch: int,
+    max_steps: int = 3,
+    learning_rate: float = 0.05,
+    num_examples: int = 48,
+) -> dict:
     """The same training as `train(..., optim="sgd", sampling="sequential")`, written out by hand around torch's FSDP2
     (`fully_shard` on every ITNet block, then on the whole model) in the running process group: step `s` takes
     examples `[s*G, (s+1)*G)` (G = world size x per-device batch), rank `r` the `r`-th slice of them; mean loss,
@@ -184,7 +189,11 @@ def main():
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    common = dict(per_device_batch=args.per_device_batch, max_steps=args.max_steps, learning_rate=args.learning_rate)
+    common = {
+        "per_device_batch": args.per_device_batch,
+        "max_steps": args.max_steps,
+        "learning_rate": args.learning_rate,
+    }
     for phase in args.phases.split(","):
         output_dir = str(Path(args.output_dir) / phase)
         if phase == "ddp":

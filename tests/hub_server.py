@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from typing_extensions import Self
 
 REPO_ID = r"(?P<repo>[\w.-]+/[\w.-]+)"
 ROUTES = [  # (method, path pattern, handler name); the first match wins
@@ -88,9 +89,19 @@ class Repo:
     def commit_folder(self, folder, branch: str = "main") -> str:
         """Commit every file under a local `folder` (as `upload_folder` would); returns the new sha."""
         files = sorted(path for path in Path(folder).rglob("*") if path.is_file())
-        return self.commit(branch, [{"key": "file", "value": {"path": path.relative_to(folder).as_posix(),
-                                                              "content": base64.b64encode(path.read_bytes()).decode()}}
-                                    for path in files])
+        return self.commit(
+            branch,
+            [
+                {
+                    "key": "file",
+                    "value": {
+                        "path": path.relative_to(folder).as_posix(),
+                        "content": base64.b64encode(path.read_bytes()).decode(),
+                    },
+                }
+                for path in files
+            ],
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -157,8 +168,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def preupload(self, repo, rev):
         if self._repo_or_error(repo):
-            files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                     for f in json.loads(self.body)["files"]]
+            files = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                for f in json.loads(self.body)["files"]
+            ]
             self._reply(200, {"files": files})
 
     def commit(self, repo, rev):
@@ -168,8 +181,15 @@ class _Handler(BaseHTTPRequestHandler):
             sha = history.commit(rev, [json.loads(line) for line in self.body.splitlines() if line.strip()])
         except ValueError as error:  # e.g. an `lfsFile` line: preupload never asks for LFS
             return self._reply(400, {"error": str(error)})
-        self._reply(200, {"commitUrl": f"{self.server.hub.url}/{repo}/commit/{sha}", "commitOid": sha,
-                          "pullRequestUrl": None, "success": True})
+        self._reply(
+            200,
+            {
+                "commitUrl": f"{self.server.hub.url}/{repo}/commit/{sha}",
+                "commitOid": sha,
+                "pullRequestUrl": None,
+                "success": True,
+            },
+        )
 
     def repo_info(self, repo, rev="main"):
         if (found := self._commit_or_error(repo, rev)) is None:
@@ -196,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
         entries, folders = [], set()
         for name, data in sorted(found[1].items()):
             if name.startswith(prefix):
-                rest = name[len(prefix):]
+                rest = name[len(prefix) :]
                 if "/" not in rest or "recursive=true" in self.path.lower():
                     entries.append(self._path_info(name, data))
                 if "/" in rest:
@@ -221,8 +241,15 @@ class _Handler(BaseHTTPRequestHandler):
         sha, data = found[0], found[1].get(path)
         if data is None:
             return self._error(404, "EntryNotFound", f"{path} does not exist on {rev!r}")
-        self._reply(200, data=data, headers={"X-Repo-Commit": sha, "ETag": f'"{git_blob_sha1(data)}"',
-                                               "Content-Type": "application/octet-stream"})
+        self._reply(
+            200,
+            data=data,
+            headers={
+                "X-Repo-Commit": sha,
+                "ETag": f'"{git_blob_sha1(data)}"',
+                "Content-Type": "application/octet-stream",
+            },
+        )
 
 
 class _Server(ThreadingHTTPServer):
@@ -251,7 +278,7 @@ class LoopbackHub:
         self._server.server_close()
         self._thread.join()
 
-    def __enter__(self) -> "LoopbackHub":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info):

@@ -16,18 +16,17 @@ from modeling_itnet import (
     ITNetModel,
 )
 
-
-TINY = dict(
-    vocab_size=50,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=48,
-    image_size=16,
-    patch_size=4,
-    spectral_num_frequencies=4,
-    spectral_mlp_size=16,
-)
+TINY = {
+    "vocab_size": 50,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 48,
+    "image_size": 16,
+    "patch_size": 4,
+    "spectral_num_frequencies": 4,
+    "spectral_mlp_size": 16,
+}
 
 
 def tiny_builders(**defaults):
@@ -65,20 +64,28 @@ HEAD_CASES = {
     "model-image": (ITNetModel, {}, lambda: {"pixel_values": tiny_pixels(2, 3, 16, 16)}, "last_hidden_state"),
     "sequence-classification": (ITNetForSequenceClassification, {}, lambda: tiny_text(), "logits"),
     "image-classification": (
-        ITNetForImageClassification, {}, lambda: {"pixel_values": tiny_pixels(2, 3, 16, 16)}, "logits"
+        ITNetForImageClassification,
+        {},
+        lambda: {"pixel_values": tiny_pixels(2, 3, 16, 16)},
+        "logits",
     ),
     "causal-lm": (ITNetForCausalLM, {"is_causal": True}, lambda: tiny_text(), "logits"),
     "masked-lm": (ITNetForMaskedLM, {}, lambda: tiny_text(), "logits"),
     "visual-question-answering": (
-        ITNetForVisualQuestionAnswering, {"num_labels": 5},
-        lambda: {**tiny_text(), "pixel_values": tiny_pixels(2, 3, 16, 16)}, "logits",
+        ITNetForVisualQuestionAnswering,
+        {"num_labels": 5},
+        lambda: {**tiny_text(), "pixel_values": tiny_pixels(2, 3, 16, 16)},
+        "logits",
     ),
     "images-and-text": (
-        ITNetForImagesAndTextClassification, {},
-        lambda: {**tiny_text(), "pixel_values": tiny_pixels(2, 2, 3, 16, 16)}, "logits",
+        ITNetForImagesAndTextClassification,
+        {},
+        lambda: {**tiny_text(), "pixel_values": tiny_pixels(2, 2, 3, 16, 16)},
+        "logits",
     ),
     "point-cloud": (
-        ITNetForPointCloudClassification, {"num_labels": 7},
+        ITNetForPointCloudClassification,
+        {"num_labels": 7},
         lambda: {"points": tiny_pixels(2, 20, 3), "attention_mask": torch.tensor([[1] * 20, [1] * 15 + [0] * 5])},
         "logits",
     ),

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import torch
-
 from itnet_testing import HEAD_CASES, TINY
 
 from modeling_itnet import (
@@ -13,18 +12,24 @@ from modeling_itnet import (
     list_presets,
     preset_config,
 )
-from modeling_itnet.configuration_itnet import KERNEL_FAMILIES
-
 
 HERE = Path(__file__).resolve().parent / "reference"
-ALL = list(KERNEL_FAMILIES)
+ALL = ["spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp"]  # the families before the refactor
 VARIANTS = {
     "all-families": {"kernel_families": ALL},
     "all-families-causal": {"kernel_families": ALL, "is_causal": True},
     "options": {
-        "kernel_families": ALL, "short_conv_size": 3, "recurrent_decay": "channel", "mlp_kernel_samples": 5,
-        "gate_activation": "silu", "pooling": "attention", "image_cls_token": True, "point_cls_token": True,
-        "recurrent_discretization": "zoh", "kernel_spectral_norm": True, "norm_position": "post",
+        "kernel_families": ALL,
+        "short_conv_size": 3,
+        "recurrent_decay": "channel",
+        "mlp_kernel_samples": 5,
+        "gate_activation": "silu",
+        "pooling": "attention",
+        "image_cls_token": True,
+        "point_cls_token": True,
+        "recurrent_discretization": "zoh",
+        "kernel_spectral_norm": True,
+        "norm_position": "post",
     },
 }
 """Tiny configurations (over `TINY`) run with every head of `HEAD_CASES`."""
@@ -89,7 +94,8 @@ def _tiny_all_families(model_class, **overrides):
 CHECKPOINTS = {
     "causal-lm-all-families": (_tiny_all_families(ITNetForCausalLM, is_causal=True), HEAD_CASES["causal-lm"][2]),
     "vqa-all-families": (
-        _tiny_all_families(ITNetForVisualQuestionAnswering, num_labels=5), HEAD_CASES["visual-question-answering"][2]
+        _tiny_all_families(ITNetForVisualQuestionAnswering, num_labels=5),
+        HEAD_CASES["visual-question-answering"][2],
     ),
 }
 """Checkpoints saved before the refactor: `name: (make() -> model, make_inputs())`."""

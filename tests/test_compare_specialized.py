@@ -11,12 +11,12 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from compare_specialized import COLUMNS  # noqa: E402
-from specialized_models import PointNet, count_parameters, match_width, within_tolerance  # noqa: E402
+from compare_specialized import COLUMNS
+from specialized_models import PointNet, count_parameters, match_width, within_tolerance
 
 
 def test_match_width_finds_closest_width():
-    build = lambda w: nn.Sequential(nn.Linear(10, w), nn.Linear(w, 10))  # 21w + 10 parameters  # noqa: E731
+    build = lambda w: nn.Sequential(nn.Linear(10, w), nn.Linear(w, 10))  # 21w + 10 parameters
     width, parameters = match_width(build, target=21 * 40 + 10, multiple=4)
     assert (width, parameters) == (40, 850)
     width, parameters = match_width(build, target=21 * 41 + 10, multiple=4)  # between 40 and 44: the closer one

@@ -5,23 +5,21 @@ gets one warning naming the range, a missing transformers API a clear `ImportErr
 import logging
 import subprocess
 import sys
-import tomllib
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 import transformers
+from itnet_testing import tiny_builders
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from itnet_testing import tiny_builders
-from modeling_itnet import ITNetCache, ITNetForCausalLM, ITNetModel
-from modeling_itnet import compat_itnet
+from modeling_itnet import ITNetCache, ITNetForCausalLM, ITNetModel, compat_itnet
 from modeling_itnet.compat_itnet import CACHE_FIELD, TESTED_TRANSFORMERS, cache_of
 from modeling_itnet.modeling_itnet import ITNetModelOutput
-
 
 ROOT = Path(__file__).resolve().parents[1]
 _, build = tiny_builders(is_causal=True, kernel_families=["spectral", "low_rank", "recurrent"])
@@ -38,7 +36,16 @@ def test_the_declared_range_is_the_tested_one_and_holds_the_installed_version():
     declared = requirements()
     assert declared["transformers"].specifier == SpecifierSet(TESTED_TRANSFORMERS)
     assert Version(transformers.__version__) in SpecifierSet(TESTED_TRANSFORMERS)
-    for name in ("torch", "transformers", "accelerate", "datasets", "huggingface-hub", "peft", "safetensors", "evaluate"):
+    for name in (
+        "torch",
+        "transformers",
+        "accelerate",
+        "datasets",
+        "huggingface-hub",
+        "peft",
+        "safetensors",
+        "evaluate",
+    ):
         specifier = declared[name].specifier
         assert any(spec.operator in ("<", "<=", "==", "~=") for spec in specifier), f"{name} has no upper bound"
 
@@ -55,11 +62,8 @@ def test_a_version_outside_the_range_gets_one_warning_naming_it(caplog):
 
 
 def test_a_missing_transformers_api_raises_an_import_error_naming_it_and_the_range(tmp_path):
-    script = (
-        "import transformers.utils.output_capturing as m; del m.capture_outputs\n"
-        "import modeling_itnet\n"
-    )
-    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    script = "import transformers.utils.output_capturing as m; del m.capture_outputs\nimport modeling_itnet\n"
+    run = subprocess.run([sys.executable, "-c", script], check=False, cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode != 0
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: ITNet needs a transformers API"), last

@@ -17,9 +17,7 @@ import os
 import pytest
 import torch
 import torch._dynamo
-
 from itnet_testing import HEAD_CASES, tiny_builders
-
 
 ATOL, RTOL = 1e-5, 1e-4
 BACKEND = os.environ.get("ITNET_COMPILE_BACKEND")

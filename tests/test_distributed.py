@@ -27,13 +27,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from distributed_worker import train
 from filelock import FileLock
+from itnet_testing import free_port, tiny_builders
 from safetensors.torch import load_file
 
-from distributed_worker import train
-from itnet_testing import free_port, tiny_builders
 from modeling_itnet import ITNetForImageClassification
-
 
 TESTS = Path(__file__).resolve().parent
 EXAMPLES = TESTS.parent / "examples"
@@ -55,7 +54,9 @@ def launch_env(**extra) -> dict:
 
 
 def run_launch(command: list[str], env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=TESTS.parent)
+    result = subprocess.run(
+        command, check=False, env=env, capture_output=True, text=True, timeout=timeout, cwd=TESTS.parent
+    )
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     return result
 
@@ -71,8 +72,8 @@ def assert_two_ranks(folder: Path) -> list[dict]:
 
 def assert_same_weights(actual: dict, expected: dict, atol: float = ATOL):
     assert actual.keys() == expected.keys()
-    for name in expected:
-        torch.testing.assert_close(actual[name], expected[name], atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
+    for name, value in expected.items():
+        torch.testing.assert_close(actual[name], value, atol=atol, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def max_difference(a: dict, b: dict) -> float:
@@ -109,10 +110,23 @@ def two_ranks(init_dir, tmp_path_factory) -> Path:
 
     def produce(out: Path):
         command = [
-            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
-            str(TESTS / "distributed_worker.py"), "--init", str(init_dir), "--output_dir", str(out),
-            "--per_device_batch", str(PER_DEVICE_BATCH), "--max_steps", str(MAX_STEPS),
-            "--phases", "ddp,trainer_fsdp,fsdp2",
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",  # a free port
+            str(TESTS / "distributed_worker.py"),
+            "--init",
+            str(init_dir),
+            "--output_dir",
+            str(out),
+            "--per_device_batch",
+            str(PER_DEVICE_BATCH),
+            "--max_steps",
+            str(MAX_STEPS),
+            "--phases",
+            "ddp,trainer_fsdp,fsdp2",
         ]
         run_launch(command, launch_env())
 
@@ -120,9 +134,9 @@ def two_ranks(init_dir, tmp_path_factory) -> Path:
 
 
 ONE_PROCESS_RUNS = {
-    "double": dict(per_device_batch=2 * PER_DEVICE_BATCH),
-    "sequential_double": dict(per_device_batch=2 * PER_DEVICE_BATCH, sampling="sequential"),
-    "same_per_device": dict(per_device_batch=PER_DEVICE_BATCH),  # the control
+    "double": {"per_device_batch": 2 * PER_DEVICE_BATCH},
+    "sequential_double": {"per_device_batch": 2 * PER_DEVICE_BATCH, "sampling": "sequential"},
+    "same_per_device": {"per_device_batch": PER_DEVICE_BATCH},  # the control
 }
 
 
@@ -180,7 +194,7 @@ def test_fsdp2_fully_shard_on_gloo_equals_one_process(two_ranks, one_process):
     assert_same_weights(torch.load(two_ranks / "fsdp2" / "weights.pt"), reference["weights"])
 
 
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import atexit, json, os, sys
 
 def _record_rank():
@@ -197,7 +211,7 @@ def _record_rank():
 
 if "RANK" in os.environ and "ITNET_RANK_DIR" in os.environ:  # a launched worker, not the launcher
     atexit.register(_record_rank)
-'''
+"""
 
 
 def test_accelerate_launch_two_processes_runs_image_classification_example(tmp_path):
@@ -208,12 +222,43 @@ def test_accelerate_launch_two_processes_runs_image_classification_example(tmp_p
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
     assert accelerate, "the `accelerate` command is not installed"
     command = [
-        accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-        "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-        str(EXAMPLES / "run_image_classification.py"), "--dataset_name", "offline:mnist", "--output_dir", str(out),
-        "--do_train", "--do_eval", "--max_steps", "4", "--per_device_train_batch_size", "8",
-        "--max_train_samples", "64", "--max_eval_samples", "32", "--use_cpu", "--report_to", "none",
-        "--save_strategy", "no", "--disable_tqdm", "true", "--seed", "0",
+        accelerate,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        str(EXAMPLES / "run_image_classification.py"),
+        "--dataset_name",
+        "offline:mnist",
+        "--output_dir",
+        str(out),
+        "--do_train",
+        "--do_eval",
+        "--max_steps",
+        "4",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_train_samples",
+        "64",
+        "--max_eval_samples",
+        "32",
+        "--use_cpu",
+        "--report_to",
+        "none",
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+        "--seed",
+        "0",
     ]
     pythonpath = os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")]))
     run_launch(command, launch_env(PYTHONPATH=pythonpath, ITNET_RANK_DIR=str(ranks)))

@@ -10,7 +10,6 @@ from transformers import pipeline
 
 import modeling_itnet  # noqa: F401  (registers ITNet and its VQA pipeline)
 
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 COMMON = ["--use_cpu", "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true", "--seed", "0"]
 
@@ -29,8 +28,18 @@ def run_example(script: str, output_dir: Path, *args: str) -> dict:
 
 def test_run_vqa(tmp_path):
     results = run_example(
-        "run_vqa.py", tmp_path, "--do_train", "--do_eval", "--max_steps", "5", "--per_device_train_batch_size", "8",
-        "--max_train_samples", "64", "--max_eval_samples", "32",
+        "run_vqa.py",
+        tmp_path,
+        "--do_train",
+        "--do_eval",
+        "--max_steps",
+        "5",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_train_samples",
+        "64",
+        "--max_eval_samples",
+        "32",
     )
     assert {"train_loss", "eval_loss", "eval_vqa_score", "eval_accuracy"} <= set(results)
     assert 0.0 <= results["eval_vqa_score"] <= 1.0
@@ -43,8 +52,20 @@ def test_run_vqa(tmp_path):
 
 def test_run_point_cloud(tmp_path):
     results = run_example(
-        "run_point_cloud.py", tmp_path, "--do_train", "--do_eval", "--max_steps", "5", "--per_device_train_batch_size",
-        "8", "--max_train_samples", "64", "--max_eval_samples", "32", "--normalize", "true",
+        "run_point_cloud.py",
+        tmp_path,
+        "--do_train",
+        "--do_eval",
+        "--max_steps",
+        "5",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_train_samples",
+        "64",
+        "--max_eval_samples",
+        "32",
+        "--normalize",
+        "true",
     )
     assert {"train_loss", "eval_loss", "eval_accuracy"} <= set(results)
     from modeling_itnet import ITNetForPointCloudClassification
@@ -55,8 +76,18 @@ def test_run_point_cloud(tmp_path):
 
 def test_run_nlvr2(tmp_path):
     results = run_example(
-        "run_nlvr2.py", tmp_path, "--do_train", "--do_eval", "--max_steps", "5", "--per_device_train_batch_size", "8",
-        "--max_train_samples", "64", "--max_eval_samples", "32",
+        "run_nlvr2.py",
+        tmp_path,
+        "--do_train",
+        "--do_eval",
+        "--max_steps",
+        "5",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_train_samples",
+        "64",
+        "--max_eval_samples",
+        "32",
     )
     assert {"train_loss", "eval_loss", "eval_accuracy"} <= set(results)
     from modeling_itnet import ITNetForImagesAndTextClassification, ITNetProcessor
@@ -72,8 +103,20 @@ def test_run_nlvr2(tmp_path):
 
 def test_run_clm(tmp_path):
     results = run_example(
-        "run_clm.py", tmp_path, "--do_train", "--do_eval", "--max_steps", "5", "--per_device_train_batch_size", "4",
-        "--block_size", "64", "--max_train_samples", "64", "--max_eval_samples", "16",
+        "run_clm.py",
+        tmp_path,
+        "--do_train",
+        "--do_eval",
+        "--max_steps",
+        "5",
+        "--per_device_train_batch_size",
+        "4",
+        "--block_size",
+        "64",
+        "--max_train_samples",
+        "64",
+        "--max_eval_samples",
+        "16",
     )
     assert {"train_loss", "eval_loss", "perplexity"} <= set(results)
     assert abs(results["perplexity"] - __import__("math").exp(results["eval_loss"])) < 1e-6 * results["perplexity"]
@@ -84,9 +127,22 @@ def test_run_clm(tmp_path):
 
 def test_run_glue(tmp_path):
     results = run_example(
-        "run_glue.py", tmp_path, "--task_name", "sst2", "--dataset_name", "offline:rotten_tomatoes", "--do_train",
-        "--do_eval", "--max_steps", "5", "--per_device_train_batch_size", "8", "--max_train_samples", "64",
-        "--max_eval_samples", "32",
+        "run_glue.py",
+        tmp_path,
+        "--task_name",
+        "sst2",
+        "--dataset_name",
+        "offline:rotten_tomatoes",
+        "--do_train",
+        "--do_eval",
+        "--max_steps",
+        "5",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_train_samples",
+        "64",
+        "--max_eval_samples",
+        "32",
     )
     assert {"train_loss", "eval_loss", "eval_accuracy"} <= set(results)
     assert 0.0 <= results["eval_accuracy"] <= 1.0
@@ -102,9 +158,20 @@ def test_run_image_classification(tmp_path):
     # fashion_mnist needs the Debian package `dataset-fashion-mnist`; else the mnist-5k digits (the script's default)
     name = "fashion_mnist" if FASHION_MNIST_DIR.exists() else "mnist"
     results = run_example(
-        "run_image_classification.py", tmp_path, "--dataset_name", f"offline:{name}", "--do_train", "--do_eval",
-        "--max_steps", "5", "--per_device_train_batch_size", "8", "--max_train_samples", "64",
-        "--max_eval_samples", "32",
+        "run_image_classification.py",
+        tmp_path,
+        "--dataset_name",
+        f"offline:{name}",
+        "--do_train",
+        "--do_eval",
+        "--max_steps",
+        "5",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_train_samples",
+        "64",
+        "--max_eval_samples",
+        "32",
     )
     assert {"train_loss", "eval_loss", "eval_accuracy"} <= set(results)
     classifier = pipeline("image-classification", model=str(tmp_path), device="cpu")
@@ -117,16 +184,36 @@ def test_run_image_classification(tmp_path):
 def test_run_lra_listops(tmp_path, monkeypatch):
     monkeypatch.setenv("ITNET_DATA_CACHE", str(tmp_path / "data"))  # the generated expressions are cached there
     results = run_example(
-        "run_lra.py", tmp_path / "out", "--task", "listops", "--do_train", "--do_eval", "--do_predict", "--max_steps",
-        "5", "--per_device_train_batch_size", "8", "--train_size", "64", "--validation_size", "16", "--test_size",
-        "16", "--min_length", "10", "--max_length", "40", "--max_seq_length", "48", "--kernel_families",
+        "run_lra.py",
+        tmp_path / "out",
+        "--task",
+        "listops",
+        "--do_train",
+        "--do_eval",
+        "--do_predict",
+        "--max_steps",
+        "5",
+        "--per_device_train_batch_size",
+        "8",
+        "--train_size",
+        "64",
+        "--validation_size",
+        "16",
+        "--test_size",
+        "16",
+        "--min_length",
+        "10",
+        "--max_length",
+        "40",
+        "--max_seq_length",
+        "48",
+        "--kernel_families",
         "low_rank,local",
     )
     assert {"train_loss", "eval_loss", "eval_accuracy", "test_accuracy"} <= set(results)
     assert 0.0 <= results["test_accuracy"] <= 1.0
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     from offline_data import listops_tokens
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out")

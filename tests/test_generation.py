@@ -1,15 +1,17 @@
 """ITNetForCausalLM and its `ITNetCache`: cached decoding equals the full forward, `generate()` with and without the
 cache, left-padded batches, sampling and beam search, the loss, tied embeddings, save/load, and the refusals."""
 
+import itertools
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
 from modeling_itnet import ITNetCache, ITNetConfig, ITNetForCausalLM, ITNetModel
+from modeling_itnet.branches_itnet import cacheable_families
 from modeling_itnet.compat_itnet import cache_of, cache_output
 
-
-ALL_EXACT = ["spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp"]
+ALL_EXACT = list(cacheable_families())  # every registered family with a generation state
 FAMILIES = [[family] for family in ALL_EXACT] + [ALL_EXACT]
 FAMILY_IDS = ALL_EXACT + ["mixed"]
 VOCAB = 50
@@ -26,22 +28,22 @@ def one_thread():
 
 
 def lm_config(families, **overrides) -> ITNetConfig:
-    values = dict(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=48,
-        max_position_embeddings=128,
-        spectral_num_frequencies=4,
-        spectral_mlp_size=16,
-        local_window=4,
-        state_size=8,
-        mlp_kernel_tile_size=5,  # several tiles in the full forward
-        kernel_families=families,
-        is_causal=True,
-        pad_token_id=0,
-    )
+    values = {
+        "vocab_size": VOCAB,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 48,
+        "max_position_embeddings": 128,
+        "spectral_num_frequencies": 4,
+        "spectral_mlp_size": 16,
+        "local_window": 4,
+        "state_size": 8,
+        "mlp_kernel_tile_size": 5,  # several tiles in the full forward
+        "kernel_families": families,
+        "is_causal": True,
+        "pad_token_id": 0,
+    }
     values.update(overrides)
     return ITNetConfig(**values)
 
@@ -78,7 +80,7 @@ def cached_logits(model, input_ids, attention_mask, prompt_length, chunk):
     cache, logits = cache_of(out), [out.logits]
     assert isinstance(cache, ITNetCache)
     bounds = [prompt_length, prompt_length + chunk, *range(prompt_length + chunk + 1, input_ids.shape[1] + 1)]
-    for start, end in zip(bounds[:-1], bounds[1:]):
+    for start, end in itertools.pairwise(bounds):
         out = model(input_ids=input_ids[:, start:end], attention_mask=attention_mask[:, :end], cache=cache)
         assert cache_of(out) is cache and cache.get_seq_length() == end
         logits.append(out.logits)
@@ -102,10 +104,14 @@ def test_recurrent_states_do_not_grow_with_the_sequence(families):
     input_ids = torch.randint(1, VOCAB, (2, 20), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         cache = cache_of(model(input_ids=input_ids[:, :5], use_cache=True))
-        shapes = [{f: {k: t.shape for k, t in s.items()} for f, s in layer.items()} for layer in cache.states]
+        shapes = [
+            {f: {k: t.shape for k, t in s.tensors().items()} for f, s in layer.items()} for layer in cache.states
+        ]
         for t in range(5, 20):
             model(input_ids=input_ids[:, t : t + 1], cache=cache)
-    assert [{f: {k: t.shape for k, t in s.items()} for f, s in layer.items()} for layer in cache.states] == shapes
+    assert [
+        {f: {k: t.shape for k, t in s.tensors().items()} for f, s in layer.items()} for layer in cache.states
+    ] == shapes
     assert cache.get_seq_length() == 20
 
 
@@ -159,7 +165,7 @@ def test_sampling_and_beam_search_run_and_return_the_right_shapes(families):
     )
     assert sampled.shape == (4, 18)
     assert ((sampled >= 0) & (sampled < VOCAB)).all()
-    beam_search = dict(attention_mask=attention_mask, num_beams=3, num_return_sequences=3, max_new_tokens=12)
+    beam_search = {"attention_mask": attention_mask, "num_beams": 3, "num_return_sequences": 3, "max_new_tokens": 12}
     beams = model.generate(input_ids, **beam_search)
     assert beams.shape == (6, 18)
     # the cache follows the beams (`ITNetCache.reorder_cache`): the same beams as without it

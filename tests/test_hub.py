@@ -27,12 +27,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from huggingface_hub.errors import EntryNotFoundError, RemoteEntryNotFoundError
-
 from hub_server import LoopbackHub, Repo
+from huggingface_hub.errors import EntryNotFoundError, RemoteEntryNotFoundError
 from itnet_testing import free_port
-
 
 TESTS = Path(__file__).resolve().parent
 MODEL_REPO, TOKENIZER_REPO, RETRAINED_REPO = "user/itnet-vqa", "user/itnet-tokenizer", "user/itnet-vqa-retrained"
@@ -188,7 +185,7 @@ def client_each(names):
     for name in names:
         try:
             outcomes[name] = {"result": globals()[name]()}
-        except Exception:
+        except Exception:  # noqa: BLE001 (any client error is reported to the test with its traceback)
             outcomes[name] = {"traceback": traceback.format_exc()}
     return outcomes
 
@@ -197,7 +194,7 @@ def _error_of(call):
     """The class names (the error, then its `__cause__`s) and message of what `call` raises."""
     try:
         call()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 (the test asserts on the error chain, whatever its type)
         chain, cause = [], error
         while cause is not None:
             chain, cause = chain + [type(cause).__name__], cause.__cause__
@@ -220,7 +217,7 @@ def run_client(endpoint, tmp_path, client, *args, timeout=120):
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HF_MODULES_CACHE", "TRANSFORMERS_CACHE"):
         env.pop(name, None)
     command = [sys.executable, str(TESTS / "test_hub.py"), client, json.dumps(args)]
-    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(command, check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{client} failed:\n{done.stderr[-6000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -260,8 +257,11 @@ def test_push_to_hub_and_from_pretrained_model_processor_and_tokenizer(loopback)
     assert {"processor_config.json", "tokenizer.json", "tokenizer_config.json"} <= set(all_files) - set(model_files)
     tokenizer_repo = hub.repos[TOKENIZER_REPO]
     assert "tokenizer.json" in tokenizer_repo.commits[tokenizer_repo.branches["main"]]
-    downloaded = {path.rsplit("/", 1)[1] for method, path in hub.requests
-                  if method == "GET" and path.startswith(f"/{MODEL_REPO}/resolve/")}
+    downloaded = {
+        path.rsplit("/", 1)[1]
+        for method, path in hub.requests
+        if method == "GET" and path.startswith(f"/{MODEL_REPO}/resolve/")
+    }
     assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json"} <= downloaded
 
 
@@ -270,7 +270,7 @@ def test_second_push_is_a_new_revision_and_revision_loads_the_first(loopback):
     result = outcome("client_two_pushes")
 
     repo = hub.repos[RETRAINED_REPO]
-    assert len(repo.commits) == 3 and list(repo.commits)[0] == result["first"]  # model, processor, retrained model
+    assert len(repo.commits) == 3 and next(iter(repo.commits)) == result["first"]  # model, processor, retrained model
     assert repo.branches["main"] == result["second"] != result["first"]
     assert repo.commits[result["first"]]["model.safetensors"] != repo.commits[result["second"]]["model.safetensors"]
     assert "processor_config.json" not in repo.commits[result["first"]]
@@ -305,10 +305,17 @@ def test_missing_repo_file_and_revision_give_the_clients_errors(loopback):
 
 def _git(*args, cwd):
     """git with a fixed identity and dates and no user or system config, so commits are reproducible."""
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost", "GIT_AUTHOR_DATE": "2025-01-01T00:00:00Z",
-           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost",
-           "GIT_COMMITTER_DATE": "2025-01-01T00:00:00Z"}
+    env = {
+        **os.environ,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_AUTHOR_DATE": "2025-01-01T00:00:00Z",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@localhost",
+        "GIT_COMMITTER_DATE": "2025-01-01T00:00:00Z",
+    }
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -322,12 +329,19 @@ def running_olah(folder, **settings):
     port, offline = free_port(), settings.pop("offline")
     basic = {"host": "127.0.0.1", "port": port, "repos-path": str(folder / "olah-cache"), **settings}
     config = folder / "olah.toml"
-    config.write_text("[basic]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in basic.items())
-                      + f"\n[accessibility]\noffline = {json.dumps(offline)}\n")
+    config.write_text(
+        "[basic]\n"
+        + "".join(f"{key} = {json.dumps(value)}\n" for key, value in basic.items())
+        + f"\n[accessibility]\noffline = {json.dumps(offline)}\n"
+    )
     url, output = f"http://127.0.0.1:{port}", folder / "olah.out"
     with open(output, "wb") as log:
-        process = subprocess.Popen([cli, "-c", str(config), "--log-path", str(folder / "olah-logs")], cwd=folder,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [cli, "-c", str(config), "--log-path", str(folder / "olah-logs")],
+            cwd=folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 60
             while True:  # poll until it answers any HTTP request

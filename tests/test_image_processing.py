@@ -10,13 +10,10 @@ from transformers.utils import is_torchvision_available
 
 from modeling_itnet import ITNetConfig, ITNetForImageClassification, ITNetImageProcessor, ITNetImageProcessorPil
 
-
 NO_TORCHVISION = "torchvision is not installed"
 BACKENDS = [
     ITNetImageProcessorPil,
-    pytest.param(
-        ITNetImageProcessor, marks=pytest.mark.skipif(not is_torchvision_available(), reason=NO_TORCHVISION)
-    ),
+    pytest.param(ITNetImageProcessor, marks=pytest.mark.skipif(not is_torchvision_available(), reason=NO_TORCHVISION)),
 ]
 DEFAULT_BACKEND = ITNetImageProcessor if is_torchvision_available() else ITNetImageProcessorPil  # AutoImageProcessor's
 QUANTUM = 2 / 255  # one uint8 step after rescale 1/255 and normalize with std 0.5

@@ -2,6 +2,7 @@
 odd lengths, causal and bidirectional, padded and not; softmax against `torch.nn.MultiheadAttention`; the tiled
 MLP kernel's saved-for-backward memory; the Monte Carlo estimator's unbiasedness, variance and determinism."""
 
+import functools
 import math
 
 import pytest
@@ -16,7 +17,6 @@ from modeling_itnet.kernels_itnet import (
     softmax_transform,
     softmax_transform_naive,
 )
-
 
 LENGTHS = [1, 17, 63, 65]
 GRIDS_2D = {1: (1, 1), 17: (1, 17), 63: (7, 9), 65: (5, 13)}
@@ -222,7 +222,9 @@ def test_mlp_kernel_transform_matches_naive_forward_and_backward(length, tile_si
     fast = _grads(
         lambda x, a, b, v: mlp_kernel_transform(x, a, b, v, kernel, mask, causal, tile_size), *tensors, params=params
     )
-    ref = _grads(lambda x, a, b, v: mlp_kernel_transform_naive(x, a, b, v, kernel, mask, causal), *tensors, params=params)
+    ref = _grads(
+        lambda x, a, b, v: mlp_kernel_transform_naive(x, a, b, v, kernel, mask, causal), *tensors, params=params
+    )
     _assert_all_close(fast, ref, 1e-10, 1e-10)
 
 
@@ -232,12 +234,18 @@ def test_mlp_kernel_transform_irregular_3d_points(causal, padded):
     positions, left, right, value, mask, kernel = _mlp_problem(2, 2, 50, pos_dim=3, irregular=True, padded=padded)
     params = list(kernel.parameters())
     tensors = (positions, left, right, value)
-    fast = _grads(lambda x, a, b, v: mlp_kernel_transform(x, a, b, v, kernel, mask, causal, 13), *tensors, params=params)
-    ref = _grads(lambda x, a, b, v: mlp_kernel_transform_naive(x, a, b, v, kernel, mask, causal), *tensors, params=params)
+    fast = _grads(
+        lambda x, a, b, v: mlp_kernel_transform(x, a, b, v, kernel, mask, causal, 13), *tensors, params=params
+    )
+    ref = _grads(
+        lambda x, a, b, v: mlp_kernel_transform_naive(x, a, b, v, kernel, mask, causal), *tensors, params=params
+    )
     _assert_all_close(fast, ref, 1e-10, 1e-10)
     # without autograd (no checkpointing) the result is the same
     with torch.no_grad():
-        torch.testing.assert_close(mlp_kernel_transform(*tensors, kernel, mask, causal, 13), fast[0], atol=1e-12, rtol=0)
+        torch.testing.assert_close(
+            mlp_kernel_transform(*tensors, kernel, mask, causal, 13), fast[0], atol=1e-12, rtol=0
+        )
 
 
 def test_mlp_kernel_normalises_by_real_keys_and_empty_rows_are_zero():
@@ -286,12 +294,9 @@ def test_mlp_kernel_saved_for_backward_grows_linearly_tiled_quadratically_naive(
     for length in (64, 128, 256):
         positions, left, right, value, mask, kernel = _mlp_problem(1, 2, length, padded=True)
         value.requires_grad_(True)
-        tiled[length] = _saved_elements(
-            lambda: mlp_kernel_transform(positions, left, right, value, kernel, mask, causal=True, tile_size=32)
-        )
-        naive[length] = _saved_elements(
-            lambda: mlp_kernel_transform_naive(positions, left, right, value, kernel, mask, causal=True)
-        )
+        problem = (positions, left, right, value, kernel, mask)
+        tiled[length] = _saved_elements(functools.partial(mlp_kernel_transform, *problem, causal=True, tile_size=32))
+        naive[length] = _saved_elements(functools.partial(mlp_kernel_transform_naive, *problem, causal=True))
     for small, large in ((64, 128), (128, 256)):
         assert tiled[large] <= 2.2 * tiled[small], tiled  # linear: x2 per doubling
         assert naive[large] >= 3.6 * naive[small], naive  # quadratic: x4 per doubling
@@ -300,7 +305,7 @@ def test_mlp_kernel_saved_for_backward_grows_linearly_tiled_quadratically_naive(
 
 
 def test_mlp_kernel_rejects_bad_shapes():
-    positions, left, right, value, mask, kernel = _mlp_problem(1, 2, 5)
+    positions, left, right, value, _mask, kernel = _mlp_problem(1, 2, 5)
     with pytest.raises(ValueError, match="`positions` must have shape"):
         mlp_kernel_transform(positions[0], left, right, value, kernel)
     with pytest.raises(ValueError, match="`right` must have shape"):
@@ -396,6 +401,7 @@ def test_monte_carlo_gradient_is_unbiased():
     exact = gradient(lambda v: mlp_kernel_transform(positions, left, right, v, kernel, mask, True))
     groups = []
     for group in range(20):
+
         def estimate(v, group=group):
             x, a, b, vv, s, w = _replicate(100, positions, left, right, v, log_proposal, mask)
             gen = torch.Generator().manual_seed(group)
@@ -504,7 +510,7 @@ def test_monte_carlo_cost_is_n_times_m_pairs():
 
 
 def test_monte_carlo_rejects_bad_shapes():
-    positions, left, right, value, kernel, log_proposal, mask = _mc_problem(length=5)
+    positions, left, right, value, kernel, log_proposal, _mask = _mc_problem(length=5)
     with pytest.raises(ValueError, match="`log_proposal` must have shape"):
         monte_carlo_transform(positions, left, right, value, kernel, log_proposal[:, :4], 4)
     with pytest.raises(ValueError, match="`num_samples` must be at least 1"):

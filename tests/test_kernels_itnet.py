@@ -19,7 +19,6 @@ from modeling_itnet.kernels_itnet import (
     spectral_conv_naive,
 )
 
-
 GRIDS = [(1,), (2,), (63,), (64,), (65,), (300,), (1, 1), (7, 5), (1, 9), (6, 1), (8, 8), (33, 5)]
 
 
@@ -207,7 +206,15 @@ def test_fourier_features_shape_and_range():
 
 @pytest.mark.parametrize(
     "grid, window, lows",
-    [((13,), (3,), (-1,)), ((13,), (4,), (-1,)), ((13,), (3,), (0,)), ((2,), (5,), (-2,)), ((5, 7), (3, 3), (-1, -1)), ((5, 7), (3, 3), (0, -1)), ((1, 1), (3, 3), (-1, -1))],
+    [
+        ((13,), (3,), (-1,)),
+        ((13,), (4,), (-1,)),
+        ((13,), (3,), (0,)),
+        ((2,), (5,), (-2,)),
+        ((5, 7), (3, 3), (-1, -1)),
+        ((5, 7), (3, 3), (0, -1)),
+        ((1, 1), (3, 3), (-1, -1)),
+    ],
 )
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("padded", [False, True])

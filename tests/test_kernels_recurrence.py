@@ -9,11 +9,10 @@ import torch
 
 from modeling_itnet.kernels_itnet import (
     causal_kernel_layout,
-    decay_low_rank_recurrent,
+    decay_low_rank_recurrent_naive,
     decay_low_rank_step,
     decay_low_rank_transform,
     decay_low_rank_transform_naive,
-    gated_linear_recurrence,
     local_conv,
     low_rank_transform,
     mlp_kernel_transform,
@@ -27,6 +26,53 @@ from modeling_itnet.kernels_itnet import (
 )
 
 LENGTHS = [1, 17, 63, 65, 130]
+
+
+def gated_linear_recurrence(
+    gate_log_decay: torch.Tensor,
+    inputs: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    initial_state: torch.Tensor | None = None,
+    chunk_size: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""(A helper of these tests.) Elementwise gated linear recurrence (minGRU, diagonal linear RNNs) as a causal integral transform.
+
+        h_t = a_t ⊙ h_{t−1} + w_t x_t,   a_t = exp(gate_log_decay_t)     ⇔     h_t = Σ_{s≤t} w_s (Π_{s<τ≤t} a_τ) ⊙ x_s
+
+    minGRU (Feng et al. 2024) is the case `a_t = 1 − z_t`, `x_t = z_t ⊙ h̃_t`, `z_t = σ(W_z u_t)`, `h̃_t = W_h u_t`,
+    with `log(1 − z_t) = logsigmoid(−W_z u_t)`. Each channel is its own scalar-decay head of rank `R = E = 1` of
+    `decay_low_rank_transform` (query = key = 1, value = x); equivalently the per-feature-decay transform with
+    `R = E = D` read on the diagonal of its state.
+
+    Steps:
+        1. channels to heads: `[B, N, D] → [B, D, N, 1]`, query = key = 1;
+        2. `decay_low_rank_transform` with scalar decay per head (padded steps keep the state);
+        3. heads back to channels.
+
+    Args:
+        gate_log_decay: `[B, N, D]`, `log a_t ≤ 0`.
+        inputs: `[B, N, D]`, the gated input `x_t`.
+        mask: optional `[B, N]` quadrature weights (0 for padding).
+        initial_state: optional `[B, D]` hidden state `h_{−1}`.
+
+    Returns:
+        `(h [B, N, D], final_state [B, D])`.
+    """
+    if gate_log_decay.shape != inputs.shape:
+        raise ValueError(
+            "`gate_log_decay` and `inputs` must have the same shape [B, N, D], "
+            f"got {list(gate_log_decay.shape)} and {list(inputs.shape)}."
+        )
+    # 1. one head per channel
+    value = inputs.transpose(1, 2).unsqueeze(-1)  # [B, D, N, 1]
+    ones = torch.ones_like(value)
+    state0 = None if initial_state is None else initial_state[:, :, None, None]
+    # 2. scalar-decay transform
+    out, final = decay_low_rank_transform(
+        ones, ones, value, gate_log_decay.transpose(1, 2), mask, state0, chunk_size=chunk_size
+    )
+    # 3. back to channels
+    return out[..., 0].transpose(1, 2), final[:, :, 0, 0]
 
 
 def _grads(fn, *tensors):
@@ -81,7 +127,7 @@ def test_decay_low_rank_chunked_recurrent_naive_agree(length, per_feature, padde
         return lambda q, k, v, g, *s: fn(q, k, v, g, mask, s[0] if s else None, **kw)
 
     fast, fast_grads = _grads(call(decay_low_rank_transform, chunk_size=chunk_size), *inputs)
-    rec, rec_grads = _grads(call(decay_low_rank_recurrent), *inputs)
+    rec, rec_grads = _grads(call(decay_low_rank_recurrent_naive), *inputs)
     ref, ref_grads = _grads(call(decay_low_rank_transform_naive), *inputs)
     for other, other_grads in ((rec, rec_grads), (ref, ref_grads)):
         for a, b in zip(fast, other):  # output and final state
@@ -109,7 +155,7 @@ def test_decay_low_rank_strong_decay_is_finite(per_feature):
     query, key, value, log_decay = _decay_inputs(1, 2, 300, 4, 3, per_feature, gen, dtype=torch.float32, strength=40)
     log_decay = log_decay.requires_grad_(True)
     out, state = decay_low_rank_transform(query, key, value, log_decay, chunk_size=64)
-    rec, _ = decay_low_rank_recurrent(query, key, value, log_decay.detach())
+    rec, _ = decay_low_rank_recurrent_naive(query, key, value, log_decay.detach())
     assert torch.isfinite(out).all() and torch.isfinite(state).all()
     torch.testing.assert_close(out, rec, atol=1e-5, rtol=1e-5)
     out.sum().backward()
@@ -123,7 +169,7 @@ def test_decay_low_rank_padding_equals_each_sequence_alone(per_feature, impl):
     neither adds its k v^T nor decays the state."""
     fn = {
         "chunked": lambda *a: decay_low_rank_transform(*a, chunk_size=8),
-        "recurrent": decay_low_rank_recurrent,
+        "recurrent": decay_low_rank_recurrent_naive,
         "naive": decay_low_rank_transform_naive,
     }[impl]
     gen = torch.Generator().manual_seed(0)
@@ -194,7 +240,7 @@ def test_decay_low_rank_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="`initial_state` must have shape"):
         decay_low_rank_transform(q, k, v, torch.zeros(1, 2, 4), initial_state=torch.zeros(1, 2, 5, 3))
     with pytest.raises(ValueError, match="`mask` must have shape"):
-        decay_low_rank_recurrent(q, k, v, torch.zeros(1, 2, 4), mask=torch.ones(1, 3))
+        decay_low_rank_recurrent_naive(q, k, v, torch.zeros(1, 2, 4), mask=torch.ones(1, 3))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -3,10 +3,9 @@
 
 from collections import Counter
 
+import offline_data
 import pytest
 from datasets import ClassLabel, Value
-
-import offline_data
 from offline_data import (
     LISTOPS_END,
     LISTOPS_LABELS,

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-
 ROOT = Path(__file__).resolve().parents[1]
 CARD_DIRS = sorted(path for path in (ROOT / "model_cards").iterdir() if path.is_dir())
 

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 import torch
+from itnet_testing import tiny_builders
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -19,10 +20,8 @@ from modeling_itnet import (
     ITNetForSequenceClassification,
     ITNetModel,
 )
+from modeling_itnet.branches_itnet import point_families
 from modeling_itnet.configuration_itnet import KERNEL_FAMILIES
-
-from itnet_testing import tiny_builders
-
 
 tiny_config, build = tiny_builders(max_position_embeddings=128, num_channels=3)
 
@@ -61,7 +60,9 @@ def test_padded_batch_equals_each_sequence_alone(families, causal, side, model_c
             alone = model(input_ids=seq[None])
             span = slice(width - len(seq), width) if side == "left" else slice(0, len(seq))
             if model_class is ITNetModel:
-                torch.testing.assert_close(batched.last_hidden_state[row, span], alone.last_hidden_state[0], atol=1e-5, rtol=0)
+                torch.testing.assert_close(
+                    batched.last_hidden_state[row, span], alone.last_hidden_state[0], atol=1e-5, rtol=0
+                )
                 torch.testing.assert_close(batched.pooler_output[row], alone.pooler_output[0], atol=1e-5, rtol=0)
             else:
                 torch.testing.assert_close(batched.logits[row], alone.logits[0], atol=1e-5, rtol=0)
@@ -107,7 +108,11 @@ def test_bidirectional_model_sees_the_future():
     "model_class, auto_class, inputs",
     [
         (ITNetModel, AutoModel, {"input_ids": torch.randint(1, 50, (2, 9))}),
-        (ITNetForSequenceClassification, AutoModelForSequenceClassification, {"input_ids": torch.randint(1, 50, (2, 9))}),
+        (
+            ITNetForSequenceClassification,
+            AutoModelForSequenceClassification,
+            {"input_ids": torch.randint(1, 50, (2, 9))},
+        ),
         (ITNetForImageClassification, AutoModelForImageClassification, {"pixel_values": torch.randn(2, 3, 16, 16)}),
     ],
 )
@@ -175,7 +180,9 @@ def test_sequence_classification_problem_types(problem_type, num_labels, labels,
     model = build(ITNetForSequenceClassification, num_labels=num_labels, problem_type=problem_type)
     out = model(input_ids=torch.randint(1, 50, (2, 6)), labels=labels)
     assert out.logits.shape == (2, num_labels)
-    torch.testing.assert_close(out.loss, expected_loss(out.logits.squeeze(-1) if num_labels == 1 else out.logits, labels))
+    torch.testing.assert_close(
+        out.loss, expected_loss(out.logits.squeeze(-1) if num_labels == 1 else out.logits, labels)
+    )
 
 
 def test_hidden_states_and_tuple_outputs():
@@ -218,7 +225,10 @@ def test_heads_hold_only_their_modality():
         ({"input_ids": torch.ones(1, 4, dtype=torch.long), "inputs_embeds": torch.randn(1, 4, 32)}, "not both"),
         ({}, "Pass `input_ids`"),
         ({"input_ids": torch.ones(1, 4, dtype=torch.long), "pixel_values": torch.randn(2, 3, 16, 16)}, "pixel_values"),
-        ({"input_ids": torch.ones(1, 4, dtype=torch.long), "pixel_values": torch.randn(1, 3, 3, 16, 16)}, "max_num_images"),
+        (
+            {"input_ids": torch.ones(1, 4, dtype=torch.long), "pixel_values": torch.randn(1, 3, 3, 16, 16)},
+            "max_num_images",
+        ),
         ({"pixel_values": torch.randn(1, 2, 3, 16, 16)}, "go with text"),
         ({"input_ids": torch.ones(1, 4, dtype=torch.long), "points": torch.randn(1, 5, 3)}, "modality of their own"),
         ({"points": torch.randn(1, 5, 3)}, "no point encoder"),
@@ -295,6 +305,7 @@ FIELD_CHANGES = {
     "spectral_num_frequencies": 6,
     "spectral_mlp_size": 20,
     "local_window": 5,
+    "window_softmax_size": 2,
     "softmax_relative_bias": False,
     "state_size": 8,
     "recurrent_discretization": "zoh",
@@ -324,6 +335,7 @@ FIELD_CHANGES = {
 # Fields that act only when their family (or head) is in use: the configuration both fingerprints are taken in.
 FIELD_CONTEXT = {
     "local_window": {"kernel_families": ["local", "low_rank"]},
+    "window_softmax_size": {"kernel_families": ["window_softmax"]},
     "softmax_relative_bias": {"kernel_families": ["softmax"]},
     "state_size": {"kernel_families": ["recurrent", "ssm"]},
     "recurrent_discretization": {"kernel_families": ["recurrent"]},
@@ -343,9 +355,11 @@ def _fingerprint(config: ITNetConfig):
     torch.manual_seed(1)
     text_out = model(input_ids=torch.arange(1, 21).view(2, 10) % 50)
     text = torch.cat([text_out.last_hidden_state.flatten(), text_out.pooler_output.flatten()])
-    pixels = torch.randn(1, config.num_channels, config.image_size, config.image_size, generator=torch.Generator().manual_seed(2))
+    pixels = torch.randn(
+        1, config.num_channels, config.image_size, config.image_size, generator=torch.Generator().manual_seed(2)
+    )
     image = model(pixel_values=pixels).last_hidden_state
-    if set(config.kernel_families) & set(ITNetModel.POINT_FAMILIES):  # the point-cloud trunk's parameters too
+    if set(config.kernel_families) & set(point_families()):  # the point-cloud trunk's parameters too
         torch.manual_seed(0)
         points = ITNetModel(config, modalities=("points",))
         shapes.update({f"points.{name}": tuple(p.shape) for name, p in points.named_parameters()})
@@ -356,7 +370,9 @@ def _fingerprint(config: ITNetConfig):
 
 
 def test_every_config_field_changes_the_model():
-    own_fields = {f.name for f in dataclasses.fields(ITNetConfig)} - {f.name for f in dataclasses.fields(ITNetConfig.__mro__[1])}
+    own_fields = {f.name for f in dataclasses.fields(ITNetConfig)} - {
+        f.name for f in dataclasses.fields(ITNetConfig.__mro__[1])
+    }
     assert own_fields == set(FIELD_CHANGES), "every ITNetConfig field needs an entry in FIELD_CHANGES"
     for field, value in FIELD_CHANGES.items():
         context = FIELD_CONTEXT.get(field, {})
@@ -412,7 +428,9 @@ def test_the_convolutional_stem_sees_inside_each_patch():
     shifted[:, :, 4:8, 4:8] = pixels[:, :, 4:8, 4:8].flip(-1)  # one patch's pixels mirrored inside it
     with torch.no_grad():
         assert stem(pixel_values=pixels).last_hidden_state.shape == plain(pixel_values=pixels).last_hidden_state.shape
-        assert not torch.equal(stem(pixel_values=shifted).last_hidden_state, stem(pixel_values=pixels).last_hidden_state)
+        assert not torch.equal(
+            stem(pixel_values=shifted).last_hidden_state, stem(pixel_values=pixels).last_hidden_state
+        )
 
 
 def test_gate_bias_init_sets_every_mixer_gate():

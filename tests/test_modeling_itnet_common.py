@@ -18,6 +18,7 @@ as the input embedding.
 import os
 import sys
 import unittest
+from typing import ClassVar
 from unittest import mock
 
 import pytest
@@ -38,10 +39,8 @@ from modeling_itnet import (
     ITNetModel,
 )
 
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import transformers_suite  # noqa: E402
-
+import transformers_suite
 
 try:
     common = transformers_suite.load_common_tests()
@@ -70,7 +69,9 @@ AUTO_MAPPING_NAMES = {
 
 @pytest.fixture(autouse=True, scope="module")
 def itnet_in_auto_mapping_names():
-    patches = [mock.patch.dict(getattr(modeling_auto, name), {"itnet": cls}) for name, cls in AUTO_MAPPING_NAMES.items()]
+    patches = [
+        mock.patch.dict(getattr(modeling_auto, name), {"itnet": cls}) for name, cls in AUTO_MAPPING_NAMES.items()
+    ]
     for patch in patches:
         patch.start()
     yield
@@ -176,8 +177,8 @@ class ITNetCommonTestsMixin:
     has_attentions = False  # the integral transform computes no attention maps
     # Upstream runs this only for models whose config file carries a copyright year >= 2023; ITNet's does not.
     test_can_init_all_missing_weights_before_2023 = True
-    config_tester_kwargs = {}
-    tester_kwargs = {}  # config values of this tester beyond TINY_CONFIG
+    config_tester_kwargs: ClassVar[dict] = {}
+    tester_kwargs: ClassVar[dict] = {}  # config values of this tester beyond TINY_CONFIG
 
     def setUp(self):
         super().setUp()
@@ -217,14 +218,14 @@ class ITNetTextModelTest(ITNetClassificationTestsMixin, ModelTesterMixin, unitte
     modality = "text"
     classification_class = ITNetForSequenceClassification
     all_model_classes = (ITNetModel, ITNetForSequenceClassification, ITNetForMaskedLM)
-    config_tester_kwargs = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77}
+    config_tester_kwargs: ClassVar[dict] = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77}
 
 
 class ITNetImageModelTest(ITNetClassificationTestsMixin, ModelTesterMixin, unittest.TestCase):
     modality = "image"
     classification_class = ITNetForImageClassification
     all_model_classes = (ITNetModel, ITNetForImageClassification)
-    config_tester_kwargs = {
+    config_tester_kwargs: ClassVar[dict] = {
         "has_text_modality": False,
         "hidden_size": 40,
         "num_attention_heads": 5,
@@ -263,9 +264,14 @@ class ITNetImageModelTest(ITNetClassificationTestsMixin, ModelTesterMixin, unitt
 
 class ITNetCausalLMModelTest(ITNetCommonTestsMixin, ModelTesterMixin, GenerationTesterMixin, unittest.TestCase):
     modality = "text"
-    tester_kwargs = {"is_causal": True}
+    tester_kwargs: ClassVar[dict] = {"is_causal": True}
     all_model_classes = (ITNetModel, ITNetForCausalLM)
-    config_tester_kwargs = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77, "is_causal": True}
+    config_tester_kwargs: ClassVar[dict] = {
+        "hidden_size": 40,
+        "num_attention_heads": 5,
+        "vocab_size": 77,
+        "is_causal": True,
+    }
 
     def test_for_causal_lm(self):
         config, inputs, _ = self.model_tester.prepare_config_and_inputs()
@@ -289,24 +295,24 @@ class ITNetVisualQuestionAnsweringModelTest(ITNetMultimodalTestsMixin, ModelTest
     modality = "vqa"
     classification_class = ITNetForVisualQuestionAnswering
     all_model_classes = (ITNetModel, ITNetForVisualQuestionAnswering)
-    tester_kwargs = {"kernel_families": ["spectral", "local", "low_rank", "softmax"]}
-    config_tester_kwargs = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77}
+    tester_kwargs: ClassVar[dict] = {"kernel_families": ["spectral", "local", "low_rank", "softmax"]}
+    config_tester_kwargs: ClassVar[dict] = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77}
 
 
 class ITNetImagesAndTextModelTest(ITNetMultimodalTestsMixin, ModelTesterMixin, unittest.TestCase):
     modality = "nlvr2"
     classification_class = ITNetForImagesAndTextClassification
     all_model_classes = (ITNetModel, ITNetForImagesAndTextClassification)
-    tester_kwargs = {"kernel_families": ["spectral", "low_rank", "mlp"]}
-    config_tester_kwargs = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77}
+    tester_kwargs: ClassVar[dict] = {"kernel_families": ["spectral", "low_rank", "mlp"]}
+    config_tester_kwargs: ClassVar[dict] = {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77}
 
 
 class ITNetPointCloudModelTest(ITNetMultimodalTestsMixin, ModelTesterMixin, unittest.TestCase):
     modality = "points"
     classification_class = ITNetForPointCloudClassification
     all_model_classes = (ITNetForPointCloudClassification,)
-    tester_kwargs = {"kernel_families": ["spectral", "low_rank", "softmax", "mlp"]}
-    config_tester_kwargs = {"has_text_modality": False, "hidden_size": 40, "num_attention_heads": 5}
+    tester_kwargs: ClassVar[dict] = {"kernel_families": ["spectral", "low_rank", "softmax", "mlp"]}
+    config_tester_kwargs: ClassVar[dict] = {"has_text_modality": False, "hidden_size": 40, "num_attention_heads": 5}
     test_resize_embeddings = False  # the input embedding is a linear map of coordinates, not a vocabulary
 
     def test_model_get_set_embeddings(self):

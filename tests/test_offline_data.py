@@ -5,11 +5,9 @@ a second build."""
 import io
 
 import numpy as np
+import offline_data
 import pytest
 from datasets import ClassLabel, Image, Value
-from PIL import Image as PILImage
-
-import offline_data
 from offline_data import (
     EASY_VQA_ANSWERS,
     EASY_VQA_COLORS,
@@ -19,7 +17,7 @@ from offline_data import (
     POINT_CLOUD_POINTS,
     load_offline,
 )
-
+from PIL import Image as PILImage
 
 # The colours easy-vqa paints its shapes with (RGB), to check the shape colours derived from the questions.
 EASY_VQA_RGB = {
@@ -205,7 +203,11 @@ def test_shakespeare_splits_whole_plays_in_the_wikitext_layout():
     assert set(data) == {"train", "validation", "test"}
     assert data["train"].features == {"text": Value("string")}
     validation = data["validation"]["text"]
-    assert validation[0] == "Hamlet" and "HAMLET:" in validation and "To be, or not to be: that is the question:" in validation
+    assert (
+        validation[0] == "Hamlet"
+        and "HAMLET:" in validation
+        and "To be, or not to be: that is the question:" in validation
+    )
     assert "MACBETH:" in data["test"]["text"] and "MACBETH:" not in data["train"]["text"]
     assert not any(line.startswith(("#", "**")) for line in data["train"]["text"][:5000])
     assert 160_000 < len(data["train"]) < 180_000

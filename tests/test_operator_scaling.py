@@ -11,16 +11,39 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATORS = [
-    "fft-conv", "projections", "spectral-transform", "spectral", "spectral-causal", "low_rank", "low_rank-causal", "itnet-mixer", "sdpa",
+    "fft-conv",
+    "projections",
+    "spectral-transform",
+    "spectral",
+    "spectral-causal",
+    "low_rank",
+    "low_rank-causal",
+    "itnet-mixer",
+    "sdpa",
 ]
 
 
 @pytest.mark.parametrize("threshold", [0, 1 << 30])
 def test_operator_scaling_writes_every_operator_and_length(tmp_path, threshold):
     output = tmp_path / "scaling"
-    command = [sys.executable, "benchmarks/operator_scaling.py", "--lengths", "33", "64", "--width", "16",
-               "--heads", "2", "--repeats", "1", "--output", str(output), "--malloc_mmap_threshold", str(threshold)]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        "benchmarks/operator_scaling.py",
+        "--lengths",
+        "33",
+        "64",
+        "--width",
+        "16",
+        "--heads",
+        "2",
+        "--repeats",
+        "1",
+        "--output",
+        str(output),
+        "--malloc_mmap_threshold",
+        str(threshold),
+    ]
+    run = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     expected = f"MALLOC_MMAP_THRESHOLD_={threshold}" if threshold else "glibc default"
     assert f"malloc: {expected}" in run.stdout

@@ -6,16 +6,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from itnet_testing import tiny_builders
 from safetensors.torch import load_file
 
-from itnet_testing import tiny_builders
 from modeling_itnet import ITNetForImageClassification
-from modeling_itnet.layers_itnet import kernel_linear
-
+from modeling_itnet.branches_itnet import kernel_linear
 
 peft = pytest.importorskip("peft")
-from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
-
+from peft import LoraConfig, PeftModel, get_peft_model
 
 # mixer projections (values, content-kernel query/key, gates, output) and the kernel MLPs: the spectral kernel and
 # the softmax relative bias (`fc1`, `fc2`; the names also match the feed-forward network's two linears) and the
@@ -48,12 +46,21 @@ def test_lora_targets_projections_and_kernel_mlps():
     model = get_peft_model(build(ITNetForImageClassification), lora_config())
     wrapped = {name for name, module in model.named_modules() if hasattr(module, "lora_A")}
     for suffix in [
-        "mixer.value", "mixer.gate", "mixer.output", "branches.low_rank.query_key", "branches.softmax.query_key",
-        "branches.spectral.kernel.fc1", "branches.spectral.kernel.fc2", "softmax.bias_kernel.fc1",
-        "softmax.bias_kernel.fc2", "branches.mlp.position", "branches.mlp.left", "branches.mlp.right",
+        "mixer.value",
+        "mixer.gate",
+        "mixer.output",
+        "branches.low_rank.query_key",
+        "branches.softmax.query_key",
+        "branches.spectral.kernel.fc1",
+        "branches.spectral.kernel.fc2",
+        "softmax.bias_kernel.fc1",
+        "softmax.bias_kernel.fc2",
+        "branches.mlp.position",
+        "branches.mlp.left",
+        "branches.mlp.right",
         "branches.mlp.out",
     ]:
-        assert any(name.endswith(f"layers.1.{suffix}") or name.endswith(suffix) for name in wrapped), suffix
+        assert any(name.endswith((f"layers.1.{suffix}", suffix)) for name in wrapped), suffix
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in name or "classifier.modules_to_save" in name for name in trainable), trainable
     assert not any("patch" in name or "norm" in name for name in trainable)

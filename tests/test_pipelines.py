@@ -6,6 +6,7 @@ import collections
 import numpy as np
 import pytest
 import torch
+from offline_data import EASY_VQA_ANSWERS, load_offline
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, pipeline, set_seed
 
 from modeling_itnet import (
@@ -18,7 +19,6 @@ from modeling_itnet import (
     ITNetProcessor,
     tokenizer_path,
 )
-from offline_data import EASY_VQA_ANSWERS, load_offline
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +30,34 @@ def sentiment_model(tmp_path_factory):
     encoded = data.map(lambda b: tokenizer(b["sentence"], truncation=True, max_length=64), batched=True)
     encoded = encoded.remove_columns(["sentence", "idx"])
     config = ITNetConfig(
-        vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-        spectral_num_frequencies=8, spectral_mlp_size=32, max_position_embeddings=256,
-        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        spectral_num_frequencies=8,
+        spectral_mlp_size=32,
+        max_position_embeddings=256,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
     )
     output_dir = tmp_path_factory.mktemp("sentiment")
     args = TrainingArguments(
-        output_dir=str(output_dir), max_steps=200, per_device_train_batch_size=32, learning_rate=3e-3,
-        warmup_steps=20, lr_scheduler_type="cosine", report_to=[], save_strategy="no", use_cpu=True, seed=0,
+        output_dir=str(output_dir),
+        max_steps=200,
+        per_device_train_batch_size=32,
+        learning_rate=3e-3,
+        warmup_steps=20,
+        lr_scheduler_type="cosine",
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
     )
     trainer = Trainer(
-        model=ITNetForSequenceClassification(config), args=args, train_dataset=encoded["train"],
+        model=ITNetForSequenceClassification(config),
+        args=args,
+        train_dataset=encoded["train"],
         data_collator=DataCollatorWithPadding(tokenizer),
     )
     trainer.train()
@@ -68,7 +85,13 @@ def test_fill_mask_pipeline(tmp_path):
     """`fill-mask` ranks vocabulary tokens for the `[MASK]` position; scores are probabilities."""
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path())
     set_seed(0)
-    config = ITNetConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, intermediate_size=48, max_position_embeddings=64)
+    config = ITNetConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        intermediate_size=48,
+        max_position_embeddings=64,
+    )
     ITNetForMaskedLM(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     unmasker = pipeline("fill-mask", model=str(tmp_path))
@@ -83,7 +106,11 @@ def test_masked_lm_head_ties_and_refuses_causal_kernels():
     config = ITNetConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, intermediate_size=48)
     model = ITNetForMaskedLM(config)
     assert model.lm_head.decoder.weight is model.itnet.text_embeddings.word_embeddings.weight
-    untied = ITNetForMaskedLM(ITNetConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, intermediate_size=48, tie_word_embeddings=False))
+    untied = ITNetForMaskedLM(
+        ITNetConfig(
+            vocab_size=50, hidden_size=32, num_hidden_layers=1, intermediate_size=48, tie_word_embeddings=False
+        )
+    )
     assert untied.lm_head.decoder.weight is not untied.itnet.text_embeddings.word_embeddings.weight
     with pytest.raises(ValueError, match="is_causal"):
         ITNetForMaskedLM(ITNetConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, is_causal=True))
@@ -95,8 +122,13 @@ def test_text_generation_pipeline(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path())
     set_seed(0)
     config = ITNetConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, intermediate_size=48,
-        max_position_embeddings=64, is_causal=True, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        intermediate_size=48,
+        max_position_embeddings=64,
+        is_causal=True,
+        pad_token_id=tokenizer.pad_token_id,
     )
     model = ITNetForCausalLM(config).eval()
     model.save_pretrained(tmp_path)
@@ -105,7 +137,9 @@ def test_text_generation_pipeline(tmp_path):
     out = generator("the film is", max_new_tokens=6, do_sample=False, return_full_text=False, add_special_tokens=False)
     prompt = tokenizer("the film is", return_tensors="pt", add_special_tokens=False)
     expected = model.generate(**prompt, max_new_tokens=6, do_sample=False)
-    assert out[0]["generated_text"] == tokenizer.decode(expected[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert out[0]["generated_text"] == tokenizer.decode(
+        expected[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +152,18 @@ def vqa_model(tmp_path_factory):
     )
     data = load_offline("offline:easy_vqa")
     config = ITNetConfig(
-        vocab_size=len(processor.tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=128, image_size=32, patch_size=4, spectral_num_frequencies=8, spectral_mlp_size=32,
-        max_position_embeddings=64, num_labels=len(EASY_VQA_ANSWERS), id2label=dict(enumerate(EASY_VQA_ANSWERS)),
+        vocab_size=len(processor.tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        image_size=32,
+        patch_size=4,
+        spectral_num_frequencies=8,
+        spectral_mlp_size=32,
+        max_position_embeddings=64,
+        num_labels=len(EASY_VQA_ANSWERS),
+        id2label=dict(enumerate(EASY_VQA_ANSWERS)),
         label2id={answer: i for i, answer in enumerate(EASY_VQA_ANSWERS)},
     )
 
@@ -133,9 +176,19 @@ def vqa_model(tmp_path_factory):
 
     output_dir = tmp_path_factory.mktemp("vqa")
     args = TrainingArguments(
-        output_dir=str(output_dir), max_steps=300, per_device_train_batch_size=32, learning_rate=3e-3,
-        warmup_steps=30, lr_scheduler_type="cosine", report_to=[], save_strategy="no", use_cpu=True, seed=0,
-        remove_unused_columns=False, logging_steps=50, disable_tqdm=True,
+        output_dir=str(output_dir),
+        max_steps=300,
+        per_device_train_batch_size=32,
+        learning_rate=3e-3,
+        warmup_steps=30,
+        lr_scheduler_type="cosine",
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        remove_unused_columns=False,
+        logging_steps=50,
+        disable_tqdm=True,
     )
     trainer = Trainer(
         model=ITNetForVisualQuestionAnswering(config), args=args, train_dataset=data["train"], data_collator=collate
@@ -176,7 +229,9 @@ def test_visual_question_answering_pipeline(vqa_model):
     vqa = pipeline("itnet-visual-question-answering", model=str(path))
     inputs = [{"image": row["image"], "question": row["question"]} for row in validation]
     predictions = vqa(inputs, top_k=3)
-    assert all(len(p) == 3 and [a["score"] for a in p] == sorted((a["score"] for a in p), reverse=True) for p in predictions)
+    assert all(
+        len(p) == 3 and [a["score"] for a in p] == sorted((a["score"] for a in p), reverse=True) for p in predictions
+    )
     assert all(a["answer"] in EASY_VQA_ANSWERS and 0 <= a["score"] <= 1 for p in predictions for a in p)
     correct = [p[0]["answer"] == EASY_VQA_ANSWERS[row["label"]["ids"][0]] for p, row in zip(predictions, validation)]
     majority, question_prior = question_only_baselines(train, validation)  # 0.43, 0.62

@@ -1,6 +1,7 @@
 """`examples/plot_kernels.py`: the PNG of learned kernels and gates that the quickstart writes."""
 
 import torch
+from plot_kernels import describe, plot_kernels, profile, spectral_kernels
 
 from modeling_itnet import (
     ITNetConfig,
@@ -8,15 +9,23 @@ from modeling_itnet import (
     ITNetForSequenceClassification,
     ITNetForVisualQuestionAnswering,
 )
-from plot_kernels import describe, plot_kernels, profile, spectral_kernels
 
 
 def tiny(model_class, **overrides):
     torch.manual_seed(0)
     config = ITNetConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-        spectral_num_frequencies=4, spectral_mlp_size=8, image_size=16, patch_size=4, num_labels=3,
-        max_position_embeddings=128, **overrides,
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        spectral_num_frequencies=4,
+        spectral_mlp_size=8,
+        image_size=16,
+        patch_size=4,
+        num_labels=3,
+        max_position_embeddings=128,
+        **overrides,
     )
     return model_class(config).eval()
 
@@ -42,7 +51,7 @@ def test_writes_png_of_kernels_and_gates(tmp_path):
     assert set(drawn["images"]["kernels"]) == {"image"}
     assert set(drawn["text"]["kernels"]) == {"text"}
     assert set(drawn["vqa"]["kernels"]) == {"text", "image"}
-    for name, model in models.items():
+    for name in models:
         gates = drawn[name]["gates"]
         assert list(gates) == ["spectral", "low_rank"]
         assert all(values.shape == (2,) and ((values > 0) & (values < 1)).all() for values in gates.values())
@@ -54,7 +63,7 @@ def test_plotted_kernels_are_the_models_own():
     """The drawn values are `ITNetSpectralKernel.at` at the grid's offsets (tokens in units of
     `max_position_embeddings`, patches in units of `grid_size`), and the heatmap/curve is their mean |k| scaled."""
     models, _ = models_and_batches()
-    for name, model in models.items():
+    for model in models.values():
         kernels = spectral_kernels(model, text_length=10)
         for kind, layers in kernels.items():
             if kind == "text":
@@ -69,7 +78,9 @@ def test_plotted_kernels_are_the_models_own():
                 torch.testing.assert_close(plotted["offsets"], offsets)
                 torch.testing.assert_close(plotted["kernel"], expected.detach(), rtol=0, atol=0)
                 shown = profile(plotted["kernel"])
-                torch.testing.assert_close(shown, expected.detach().abs().mean(-1) / expected.detach().abs().mean(-1).max())
+                torch.testing.assert_close(
+                    shown, expected.detach().abs().mean(-1) / expected.detach().abs().mean(-1).max()
+                )
 
 
 def test_gates_are_the_mixers_sigmoid(tmp_path):

@@ -21,6 +21,7 @@ from modeling_itnet import (
     preset_config,
     preset_path,
 )
+from modeling_itnet.branches_itnet import point_families
 
 
 def test_presets_are_listed():
@@ -37,7 +38,9 @@ def test_presets_resolve_inside_an_installed_package():
 def test_preset_contract(name):
     path = preset_path(name)
     keys = set(json.loads((path / "config.json").read_text())) - {"model_type"}
-    assert keys <= set(ITNetConfig.__dataclass_fields__), f"{name}: unknown keys {keys - set(ITNetConfig.__dataclass_fields__)}"
+    assert keys <= set(ITNetConfig.__dataclass_fields__), (
+        f"{name}: unknown keys {keys - set(ITNetConfig.__dataclass_fields__)}"
+    )
     config = preset_config(name, num_labels=3)
     assert AutoConfig.from_pretrained(path).to_dict()["hidden_size"] == config.hidden_size
     text = {"input_ids": torch.randint(0, config.vocab_size, (1, 16))}
@@ -53,7 +56,7 @@ def test_preset_contract(name):
         (ITNetForPointCloudClassification, config, {"points": torch.randn(1, 64, 3)}),
     )
     for model_class, head_config, inputs in heads:
-        if model_class is ITNetForPointCloudClassification and not set(config.kernel_families) & set(ITNetModel.POINT_FAMILIES):
+        if model_class is ITNetForPointCloudClassification and not set(config.kernel_families) & set(point_families()):
             with pytest.raises(ValueError, match="kernel_families"):  # conv-only, recurrent-only: grid kernels only
                 model_class(head_config)
             continue

@@ -40,7 +40,9 @@ def test_groups_of_images_give_five_dimensional_pixels(processor):
 
 
 def test_kwargs_are_routed_and_numpy_is_returned(processor):
-    batch = processor(images=images(1)[0], text="what shape is it?", max_length=3, truncation=True, return_tensors="np")
+    batch = processor(
+        images=images(1)[0], text="what shape is it?", max_length=3, truncation=True, return_tensors="np"
+    )
     assert isinstance(batch["input_ids"], np.ndarray) and batch["input_ids"].shape == (1, 3)
     assert batch["pixel_values"].shape == (1, 3, 32, 32)
 

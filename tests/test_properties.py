@@ -7,25 +7,35 @@ import pytest
 import torch
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from modeling_itnet import ITNetConfig, ITNetForPointCloudClassification, ITNetModel  # noqa: E402
+from modeling_itnet import ITNetConfig, ITNetForPointCloudClassification, ITNetModel
+from modeling_itnet.branches_itnet import FAMILIES
 
-
-ALL_FAMILIES = ("spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp")
+ALL_FAMILIES = tuple(FAMILIES)
 SETTINGS = settings(
     max_examples=12, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def text_model(families: tuple[str, ...], causal: bool) -> ITNetModel:
     torch.manual_seed(0)
     config = ITNetConfig(
-        vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24,
-        max_position_embeddings=96, image_size=16, patch_size=4, spectral_num_frequencies=4, spectral_mlp_size=8,
-        state_size=8, kernel_families=list(families), is_causal=causal,
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=24,
+        max_position_embeddings=96,
+        image_size=16,
+        patch_size=4,
+        spectral_num_frequencies=4,
+        spectral_mlp_size=8,
+        state_size=8,
+        kernel_families=list(families),
+        is_causal=causal,
     )
     return ITNetModel(config).eval()
 
@@ -60,7 +70,9 @@ def test_padded_batch_equals_unpadded_sequences(families, causal, lengths, extra
         for row, seq in enumerate(sequences):
             span = slice(width - len(seq), width) if left else slice(0, len(seq))
             alone = model(input_ids=seq[None])
-            torch.testing.assert_close(batched.last_hidden_state[row, span], alone.last_hidden_state[0], atol=1e-5, rtol=0)
+            torch.testing.assert_close(
+                batched.last_hidden_state[row, span], alone.last_hidden_state[0], atol=1e-5, rtol=0
+            )
             torch.testing.assert_close(batched.pooler_output[row], alone.pooler_output[0], atol=1e-5, rtol=0)
 
 
@@ -83,12 +95,18 @@ def test_images_of_any_patch_grid_give_finite_outputs(families, causal, batch, h
     assert torch.isfinite(out.last_hidden_state).all() and torch.isfinite(out.pooler_output).all()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def point_model(families: tuple[str, ...]) -> ITNetForPointCloudClassification:
     torch.manual_seed(0)
     config = ITNetConfig(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24, spectral_mlp_size=8,
-        spectral_num_frequencies=4, kernel_families=list(families), num_labels=3,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=24,
+        spectral_mlp_size=8,
+        spectral_num_frequencies=4,
+        kernel_families=list(families),
+        num_labels=3,
     )
     return ITNetForPointCloudClassification(config).eval()
 

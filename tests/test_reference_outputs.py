@@ -9,7 +9,6 @@ from safetensors.torch import load_file
 
 from modeling_itnet import ITNetForCausalLM, ITNetForVisualQuestionAnswering
 
-
 REFERENCE = load_file(HERE / "outputs.safetensors")
 LOADERS = {"causal-lm-all-families": ITNetForCausalLM, "vqa-all-families": ITNetForVisualQuestionAnswering}
 

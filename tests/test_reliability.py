@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+from itnet_testing import tiny_builders
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification
 
@@ -23,9 +24,6 @@ from modeling_itnet import (
 from modeling_itnet.compat_itnet import cache_of
 from modeling_itnet.configuration_itnet import KERNEL_FAMILIES
 from modeling_itnet.kernels_itnet import spectral_conv
-
-from itnet_testing import tiny_builders
-
 
 ALL_FAMILIES = list(KERNEL_FAMILIES)
 VOCAB = 50
@@ -92,62 +90,308 @@ BAD_INPUTS = [
     ("input_ids >= vocab_size", "seq", lambda m: m(input_ids=ids() + VOCAB), ValueError, r"input_ids.*vocab_size=50"),
     ("input_ids 1-D", "seq", lambda m: m(input_ids=ids()[0]), ValueError, r"input_ids.*\[batch, sequence_length\]"),
     ("empty input_ids", "seq", lambda m: m(input_ids=ids()[:, :0]), ValueError, "input_ids.*empty"),
-    ("empty inputs_embeds", "seq", lambda m: m(inputs_embeds=torch.randn(2, 0, 32)), ValueError, "inputs_embeds.*empty"),
+    (
+        "empty inputs_embeds",
+        "seq",
+        lambda m: m(inputs_embeds=torch.randn(2, 0, 32)),
+        ValueError,
+        "inputs_embeds.*empty",
+    ),
     ("inputs_embeds width", "seq", lambda m: m(inputs_embeds=torch.randn(2, 5, 7)), ValueError, r"inputs_embeds.*32"),
-    ("integer inputs_embeds", "seq", lambda m: m(inputs_embeds=torch.ones(2, 5, 32, dtype=torch.long)), TypeError, "inputs_embeds.*float"),
-    ("input_ids and inputs_embeds", "seq", lambda m: m(input_ids=ids(), inputs_embeds=torch.randn(2, 6, 32)), ValueError, "either `input_ids` or `inputs_embeds`"),
+    (
+        "integer inputs_embeds",
+        "seq",
+        lambda m: m(inputs_embeds=torch.ones(2, 5, 32, dtype=torch.long)),
+        TypeError,
+        "inputs_embeds.*float",
+    ),
+    (
+        "input_ids and inputs_embeds",
+        "seq",
+        lambda m: m(input_ids=ids(), inputs_embeds=torch.randn(2, 6, 32)),
+        ValueError,
+        "either `input_ids` or `inputs_embeds`",
+    ),
     ("no input", "seq", lambda m: m(), ValueError, "input_ids"),
     ("too long", "seq", lambda m: m(input_ids=ids(1, 65)), ValueError, "max_position_embeddings"),
-    ("attention_mask shape", "seq", lambda m: m(input_ids=ids(), attention_mask=torch.ones(2, 5)), ValueError, r"attention_mask.*shape"),
-    ("attention_mask value 2", "seq", lambda m: m(input_ids=ids(), attention_mask=torch.full((2, 6), 2)), ValueError, "attention_mask.*only 0.*1"),
-    ("attention_mask value 0.5", "seq", lambda m: m(input_ids=ids(), attention_mask=torch.full((2, 6), 0.5)), ValueError, "attention_mask.*only 0.*1"),
-    ("attention_mask value -1", "seq", lambda m: m(input_ids=ids(), attention_mask=-torch.ones(2, 6)), ValueError, "attention_mask.*only 0.*1"),
-    ("all-padding row", "seq", lambda m: m(input_ids=ids(), attention_mask=torch.tensor([[1] * 6, [0] * 6])), ValueError, r"attention_mask.*\[1\].*all padding"),
+    (
+        "attention_mask shape",
+        "seq",
+        lambda m: m(input_ids=ids(), attention_mask=torch.ones(2, 5)),
+        ValueError,
+        r"attention_mask.*shape",
+    ),
+    (
+        "attention_mask value 2",
+        "seq",
+        lambda m: m(input_ids=ids(), attention_mask=torch.full((2, 6), 2)),
+        ValueError,
+        "attention_mask.*only 0.*1",
+    ),
+    (
+        "attention_mask value 0.5",
+        "seq",
+        lambda m: m(input_ids=ids(), attention_mask=torch.full((2, 6), 0.5)),
+        ValueError,
+        "attention_mask.*only 0.*1",
+    ),
+    (
+        "attention_mask value -1",
+        "seq",
+        lambda m: m(input_ids=ids(), attention_mask=-torch.ones(2, 6)),
+        ValueError,
+        "attention_mask.*only 0.*1",
+    ),
+    (
+        "all-padding row",
+        "seq",
+        lambda m: m(input_ids=ids(), attention_mask=torch.tensor([[1] * 6, [0] * 6])),
+        ValueError,
+        r"attention_mask.*\[1\].*all padding",
+    ),
     # sequence-classification labels
-    ("label >= num_labels", "seq", lambda m: m(input_ids=ids(), labels=torch.tensor([0, 3])), ValueError, r"labels.*num_labels=3"),
-    ("label < 0 (not -100)", "seq", lambda m: m(input_ids=ids(), labels=torch.tensor([-2, 1])), ValueError, r"labels.*-100"),
-    ("labels [B, 1]", "seq_single", lambda m: m(input_ids=ids(), labels=torch.tensor([[0], [1]])), ValueError, r"labels.*\[batch\]"),
-    ("labels batch size", "seq", lambda m: m(input_ids=ids(), labels=torch.tensor([0, 1, 2])), ValueError, "labels.*batch size 2"),
-    ("float single-label labels", "seq_single", lambda m: m(input_ids=ids(), labels=torch.tensor([0.0, 1.0])), TypeError, "labels.*integer"),
-    ("multi-label labels width", "seq_multi", lambda m: m(input_ids=ids(), labels=torch.ones(2, 2)), ValueError, r"labels.*num_labels=3"),
-    ("multi-label labels 1-D", "seq_multi", lambda m: m(input_ids=ids(), labels=torch.ones(2)), ValueError, r"labels.*multi-label"),
-    ("regression labels shape", "seq_reg", lambda m: m(input_ids=ids(), labels=torch.ones(2, 2)), ValueError, "labels.*regression"),
-    ("regression integer labels", "seq_reg", lambda m: m(input_ids=ids(), labels=torch.tensor([1, 0])), TypeError, "labels.*float"),
+    (
+        "label >= num_labels",
+        "seq",
+        lambda m: m(input_ids=ids(), labels=torch.tensor([0, 3])),
+        ValueError,
+        r"labels.*num_labels=3",
+    ),
+    (
+        "label < 0 (not -100)",
+        "seq",
+        lambda m: m(input_ids=ids(), labels=torch.tensor([-2, 1])),
+        ValueError,
+        r"labels.*-100",
+    ),
+    (
+        "labels [B, 1]",
+        "seq_single",
+        lambda m: m(input_ids=ids(), labels=torch.tensor([[0], [1]])),
+        ValueError,
+        r"labels.*\[batch\]",
+    ),
+    (
+        "labels batch size",
+        "seq",
+        lambda m: m(input_ids=ids(), labels=torch.tensor([0, 1, 2])),
+        ValueError,
+        "labels.*batch size 2",
+    ),
+    (
+        "float single-label labels",
+        "seq_single",
+        lambda m: m(input_ids=ids(), labels=torch.tensor([0.0, 1.0])),
+        TypeError,
+        "labels.*integer",
+    ),
+    (
+        "multi-label labels width",
+        "seq_multi",
+        lambda m: m(input_ids=ids(), labels=torch.ones(2, 2)),
+        ValueError,
+        r"labels.*num_labels=3",
+    ),
+    (
+        "multi-label labels 1-D",
+        "seq_multi",
+        lambda m: m(input_ids=ids(), labels=torch.ones(2)),
+        ValueError,
+        r"labels.*multi-label",
+    ),
+    (
+        "regression labels shape",
+        "seq_reg",
+        lambda m: m(input_ids=ids(), labels=torch.ones(2, 2)),
+        ValueError,
+        "labels.*regression",
+    ),
+    (
+        "regression integer labels",
+        "seq_reg",
+        lambda m: m(input_ids=ids(), labels=torch.tensor([1, 0])),
+        TypeError,
+        "labels.*float",
+    ),
     # images
     ("pixel_values 3-D", "img", lambda m: m(pixel_values=pixels(3, 16, 16)), ValueError, "pixel_values.*shape"),
-    ("pixel_values channels", "img", lambda m: m(pixel_values=pixels(2, 1, 16, 16)), ValueError, r"pixel_values.*\[batch, 3"),
-    ("image not a multiple of the patch", "img", lambda m: m(pixel_values=pixels(2, 3, 18, 16)), ValueError, "pixel_values.*patch_size=4"),
-    ("image smaller than a patch", "img", lambda m: m(pixel_values=pixels(2, 3, 2, 2)), ValueError, "pixel_values.*smaller than one patch"),
-    ("empty image", "img", lambda m: m(pixel_values=pixels(2, 3, 0, 0)), ValueError, "pixel_values.*smaller than one patch"),
-    ("attention_mask with images", "img", lambda m: m.itnet(pixel_values=pixels(2, 3, 16, 16), attention_mask=torch.ones(2, 16)), ValueError, "attention_mask"),
-    ("image label >= num_labels", "img", lambda m: m(pixel_values=pixels(2, 3, 16, 16), labels=torch.tensor([5, 0])), ValueError, "labels.*num_labels=3"),
-    ("image labels shape", "img", lambda m: m(pixel_values=pixels(2, 3, 16, 16), labels=torch.tensor([[0, 1]])), ValueError, "labels"),
+    (
+        "pixel_values channels",
+        "img",
+        lambda m: m(pixel_values=pixels(2, 1, 16, 16)),
+        ValueError,
+        r"pixel_values.*\[batch, 3",
+    ),
+    (
+        "image not a multiple of the patch",
+        "img",
+        lambda m: m(pixel_values=pixels(2, 3, 18, 16)),
+        ValueError,
+        "pixel_values.*patch_size=4",
+    ),
+    (
+        "image smaller than a patch",
+        "img",
+        lambda m: m(pixel_values=pixels(2, 3, 2, 2)),
+        ValueError,
+        "pixel_values.*smaller than one patch",
+    ),
+    (
+        "empty image",
+        "img",
+        lambda m: m(pixel_values=pixels(2, 3, 0, 0)),
+        ValueError,
+        "pixel_values.*smaller than one patch",
+    ),
+    (
+        "attention_mask with images",
+        "img",
+        lambda m: m.itnet(pixel_values=pixels(2, 3, 16, 16), attention_mask=torch.ones(2, 16)),
+        ValueError,
+        "attention_mask",
+    ),
+    (
+        "image label >= num_labels",
+        "img",
+        lambda m: m(pixel_values=pixels(2, 3, 16, 16), labels=torch.tensor([5, 0])),
+        ValueError,
+        "labels.*num_labels=3",
+    ),
+    (
+        "image labels shape",
+        "img",
+        lambda m: m(pixel_values=pixels(2, 3, 16, 16), labels=torch.tensor([[0, 1]])),
+        ValueError,
+        "labels",
+    ),
     # images + text
-    ("NLVR2 pixel_values 4-D", "nlvr", lambda m: m(input_ids=ids(), pixel_values=pixels(2, 3, 16, 16)), ValueError, "pixel_values.*num_images"),
-    ("NLVR2 too many images", "nlvr", lambda m: m(input_ids=ids(), pixel_values=pixels(2, 3, 3, 16, 16)), ValueError, "max_num_images"),
-    ("NLVR2 batch mismatch", "nlvr", lambda m: m(input_ids=ids(3), pixel_values=pixels(2, 2, 3, 16, 16)), ValueError, "pixel_values"),
-    ("NLVR2 label >= num_labels", "nlvr", lambda m: m(input_ids=ids(), pixel_values=pixels(2, 2, 3, 16, 16), labels=torch.tensor([0, 2])), ValueError, "labels.*num_labels=2"),
-    ("NLVR2 negative input_ids", "nlvr", lambda m: m(input_ids=-ids(), pixel_values=pixels(2, 2, 3, 16, 16)), ValueError, "input_ids.*vocab_size"),
-    ("VQA targets width", "vqa", lambda m: m(input_ids=ids(), pixel_values=pixels(2, 3, 16, 16), labels=torch.ones(2, 4)), ValueError, r"labels.*num_labels=3"),
-    ("VQA integer targets", "vqa", lambda m: m(input_ids=ids(), pixel_values=pixels(2, 3, 16, 16), labels=torch.ones(2, 3, dtype=torch.long)), ValueError, "labels.*float"),
+    (
+        "NLVR2 pixel_values 4-D",
+        "nlvr",
+        lambda m: m(input_ids=ids(), pixel_values=pixels(2, 3, 16, 16)),
+        ValueError,
+        "pixel_values.*num_images",
+    ),
+    (
+        "NLVR2 too many images",
+        "nlvr",
+        lambda m: m(input_ids=ids(), pixel_values=pixels(2, 3, 3, 16, 16)),
+        ValueError,
+        "max_num_images",
+    ),
+    (
+        "NLVR2 batch mismatch",
+        "nlvr",
+        lambda m: m(input_ids=ids(3), pixel_values=pixels(2, 2, 3, 16, 16)),
+        ValueError,
+        "pixel_values",
+    ),
+    (
+        "NLVR2 label >= num_labels",
+        "nlvr",
+        lambda m: m(input_ids=ids(), pixel_values=pixels(2, 2, 3, 16, 16), labels=torch.tensor([0, 2])),
+        ValueError,
+        "labels.*num_labels=2",
+    ),
+    (
+        "NLVR2 negative input_ids",
+        "nlvr",
+        lambda m: m(input_ids=-ids(), pixel_values=pixels(2, 2, 3, 16, 16)),
+        ValueError,
+        "input_ids.*vocab_size",
+    ),
+    (
+        "VQA targets width",
+        "vqa",
+        lambda m: m(input_ids=ids(), pixel_values=pixels(2, 3, 16, 16), labels=torch.ones(2, 4)),
+        ValueError,
+        r"labels.*num_labels=3",
+    ),
+    (
+        "VQA integer targets",
+        "vqa",
+        lambda m: m(input_ids=ids(), pixel_values=pixels(2, 3, 16, 16), labels=torch.ones(2, 3, dtype=torch.long)),
+        ValueError,
+        "labels.*float",
+    ),
     ("VQA without pixel_values", "vqa", lambda m: m(input_ids=ids()), ValueError, "pixel_values"),
-    ("VQA float attention_mask 0.5", "vqa", lambda m: m(input_ids=ids(), attention_mask=torch.full((2, 6), 0.5), pixel_values=pixels(2, 3, 16, 16)), ValueError, "attention_mask"),
+    (
+        "VQA float attention_mask 0.5",
+        "vqa",
+        lambda m: m(input_ids=ids(), attention_mask=torch.full((2, 6), 0.5), pixel_values=pixels(2, 3, 16, 16)),
+        ValueError,
+        "attention_mask",
+    ),
     # points
-    ("points last dim", "points", lambda m: m(points=torch.randn(2, 10, 2)), ValueError, r"points.*\[batch, num_points, 3\]"),
+    (
+        "points last dim",
+        "points",
+        lambda m: m(points=torch.randn(2, 10, 2)),
+        ValueError,
+        r"points.*\[batch, num_points, 3\]",
+    ),
     ("points NaN", "points", lambda m: m(points=torch.full((2, 10, 3), math.nan)), ValueError, "points.*NaN"),
     ("points inf", "points", lambda m: m(points=torch.full((2, 10, 3), math.inf)), ValueError, "points.*infinite"),
-    ("integer points", "points", lambda m: m(points=torch.ones(2, 10, 3, dtype=torch.long)), ValueError, "points.*float"),
+    (
+        "integer points",
+        "points",
+        lambda m: m(points=torch.ones(2, 10, 3, dtype=torch.long)),
+        ValueError,
+        "points.*float",
+    ),
     ("empty cloud", "points", lambda m: m(points=torch.randn(2, 0, 3)), ValueError, "points.*no points"),
-    ("point_features not configured", "points", lambda m: m(points=torch.randn(2, 10, 3), point_features=torch.randn(2, 10, 2)), ValueError, "point_features"),
-    ("points attention_mask shape", "points", lambda m: m(points=torch.randn(2, 10, 3), attention_mask=torch.ones(2, 9)), ValueError, "attention_mask"),
-    ("points attention_mask value 3", "points", lambda m: m(points=torch.randn(2, 10, 3), attention_mask=torch.full((2, 10), 3)), ValueError, "attention_mask.*only 0.*1"),
-    ("all-padding cloud", "points", lambda m: m(points=torch.randn(2, 10, 3), attention_mask=torch.zeros(2, 10)), ValueError, "attention_mask.*all padding"),
-    ("point label >= num_labels", "points", lambda m: m(points=torch.randn(2, 10, 3), labels=torch.tensor([1, 7])), ValueError, "labels.*num_labels=3"),
+    (
+        "point_features not configured",
+        "points",
+        lambda m: m(points=torch.randn(2, 10, 3), point_features=torch.randn(2, 10, 2)),
+        ValueError,
+        "point_features",
+    ),
+    (
+        "points attention_mask shape",
+        "points",
+        lambda m: m(points=torch.randn(2, 10, 3), attention_mask=torch.ones(2, 9)),
+        ValueError,
+        "attention_mask",
+    ),
+    (
+        "points attention_mask value 3",
+        "points",
+        lambda m: m(points=torch.randn(2, 10, 3), attention_mask=torch.full((2, 10), 3)),
+        ValueError,
+        "attention_mask.*only 0.*1",
+    ),
+    (
+        "all-padding cloud",
+        "points",
+        lambda m: m(points=torch.randn(2, 10, 3), attention_mask=torch.zeros(2, 10)),
+        ValueError,
+        "attention_mask.*all padding",
+    ),
+    (
+        "point label >= num_labels",
+        "points",
+        lambda m: m(points=torch.randn(2, 10, 3), labels=torch.tensor([1, 7])),
+        ValueError,
+        "labels.*num_labels=3",
+    ),
     # language models
-    ("generate past max_position_embeddings", "lm", lambda m: m.generate(ids(1, 60), max_new_tokens=10, do_sample=False), ValueError, "max_position_embeddings"),
+    (
+        "generate past max_position_embeddings",
+        "lm",
+        lambda m: m.generate(ids(1, 60), max_new_tokens=10, do_sample=False),
+        ValueError,
+        "max_position_embeddings",
+    ),
     ("cached step mask length", "lm", cached_step_with_short_mask, ValueError, "attention_mask"),
     ("LM labels shape", "lm", lambda m: m(input_ids=ids(), labels=ids(2, 5)), ValueError, r"labels.*\[2, 6\]"),
-    ("LM labels >= vocab_size", "lm", lambda m: m(input_ids=ids(), labels=ids() + VOCAB), ValueError, "labels.*vocab_size=50"),
+    (
+        "LM labels >= vocab_size",
+        "lm",
+        lambda m: m(input_ids=ids(), labels=ids() + VOCAB),
+        ValueError,
+        "labels.*vocab_size=50",
+    ),
     ("LM float labels", "lm", lambda m: m(input_ids=ids(), labels=ids().float()), TypeError, "labels"),
     ("MLM labels < 0 (not -100)", "mlm", lambda m: m(input_ids=ids(), labels=-ids()), ValueError, "labels.*-100"),
     ("MLM input_ids >= vocab_size", "mlm", lambda m: m(input_ids=ids() * 10), ValueError, "input_ids.*vocab_size"),
@@ -184,12 +428,18 @@ def test_the_table_has_at_least_30_cases():
 def test_valid_edge_inputs_still_work():
     """What the checks must keep accepting: -100 labels, bool and float 0/1 masks, int32 ids, [B, 1] regression."""
     seq = model_for("seq")
-    out = seq(input_ids=ids().int(), attention_mask=torch.tensor([[True] * 6, [True] * 3 + [False] * 3]), labels=torch.tensor([-100, 2]))
+    out = seq(
+        input_ids=ids().int(),
+        attention_mask=torch.tensor([[True] * 6, [True] * 3 + [False] * 3]),
+        labels=torch.tensor([-100, 2]),
+    )
     assert torch.isfinite(out.loss)
     assert model_for("seq_reg")(input_ids=ids(), labels=torch.ones(2, 1)).loss.isfinite()
     assert model_for("seq_multi")(input_ids=ids(), labels=torch.ones(2, 3)).loss.isfinite()
     # an image + text row whose question is all padding still has its image tokens
-    out = model_for("vqa")(input_ids=ids(), attention_mask=torch.tensor([[1] * 6, [0] * 6]), pixel_values=pixels(2, 3, 16, 16))
+    out = model_for("vqa")(
+        input_ids=ids(), attention_mask=torch.tensor([[1] * 6, [0] * 6]), pixel_values=pixels(2, 3, 16, 16)
+    )
     assert torch.isfinite(out.logits).all()
 
 
@@ -210,7 +460,9 @@ def test_left_padded_generation_within_the_limit_still_works():
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_boundary_lengths_work_and_padding_is_exact(length, causal, side):
-    model = build(ITNetModel, kernel_families=ALL_FAMILIES, is_causal=causal, max_position_embeddings=256, num_hidden_layers=1)
+    model = build(
+        ITNetModel, kernel_families=ALL_FAMILIES, is_causal=causal, max_position_embeddings=256, num_hidden_layers=1
+    )
     sequence = torch.randint(1, VOCAB, (1, length), generator=torch.Generator().manual_seed(length))
     pad = 7
     padded = torch.zeros(1, length + pad, dtype=torch.long)
@@ -365,7 +617,9 @@ def test_monte_carlo_kernel_is_deterministic_in_eval_mode():
     assert torch.equal(first, second)
     model.train()
     with torch.no_grad():
-        assert not torch.equal(model(input_ids=input_ids).last_hidden_state, model(input_ids=input_ids).last_hidden_state)
+        assert not torch.equal(
+            model(input_ids=input_ids).last_hidden_state, model(input_ids=input_ids).last_hidden_state
+        )
 
 
 INVARIANCE_FAMILIES = [[family] for family in ALL_FAMILIES] + [ALL_FAMILIES]
@@ -401,7 +655,9 @@ def test_an_image_does_not_depend_on_the_rest_of_the_batch():
     with torch.no_grad():
         batched = model(pixel_values=images).logits
         for row in range(4):
-            torch.testing.assert_close(batched[row], model(pixel_values=images[row : row + 1]).logits[0], atol=1e-5, rtol=0)
+            torch.testing.assert_close(
+                batched[row], model(pixel_values=images[row : row + 1]).logits[0], atol=1e-5, rtol=0
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -418,15 +674,27 @@ def test_fft_computes_in_float32_under_bf16_and_returns_the_input_dtype(causal):
     kernel = torch.randn(199, 8, generator=generator) * 0.1
     reference = spectral_conv(values, kernel, causal=causal) if causal else spectral_conv(values, kernel)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        low = spectral_conv(values.bfloat16(), kernel.bfloat16(), causal=causal) if causal else spectral_conv(values.bfloat16(), kernel.bfloat16())
+        low = (
+            spectral_conv(values.bfloat16(), kernel.bfloat16(), causal=causal)
+            if causal
+            else spectral_conv(values.bfloat16(), kernel.bfloat16())
+        )
     assert low.dtype == torch.bfloat16
     # the inputs' bf16 rounding (~4e-3 relative) is the only loss: the FFT itself runs in float32
-    exact_from_rounded = spectral_conv(values.bfloat16().float(), kernel.bfloat16().float(), causal=causal) if causal else spectral_conv(values.bfloat16().float(), kernel.bfloat16().float())
-    torch.testing.assert_close(low.float(), exact_from_rounded, atol=2e-2 * exact_from_rounded.abs().max().item(), rtol=0)
+    exact_from_rounded = (
+        spectral_conv(values.bfloat16().float(), kernel.bfloat16().float(), causal=causal)
+        if causal
+        else spectral_conv(values.bfloat16().float(), kernel.bfloat16().float())
+    )
+    torch.testing.assert_close(
+        low.float(), exact_from_rounded, atol=2e-2 * exact_from_rounded.abs().max().item(), rtol=0
+    )
     torch.testing.assert_close(low.float(), reference, atol=5e-2 * reference.abs().max().item(), rtol=0)
 
 
-@pytest.mark.parametrize("families", [["spectral", "low_rank"], ["ssm", "local"], ALL_FAMILIES], ids=lambda f: "+".join(f))
+@pytest.mark.parametrize(
+    "families", [["spectral", "low_rank"], ["ssm", "local"], ALL_FAMILIES], ids=lambda f: "+".join(f)
+)
 def test_bf16_autocast_agrees_with_fp32(families):
     model = build(ITNetModel, kernel_families=families, max_position_embeddings=256)
     input_ids = ids(2, 100)
@@ -443,10 +711,14 @@ def test_bf16_autocast_agrees_with_fp32(families):
     assert (low.float() - reference).abs().mean().item() < BF16_TOLERANCE / 5
 
 
-FP16_TOLERANCE = 1e-2  # max abs error of layer-normed outputs under fp16 autocast vs fp32 (fp16 has 3 more mantissa bits)
+FP16_TOLERANCE = (
+    1e-2  # max abs error of layer-normed outputs under fp16 autocast vs fp32 (fp16 has 3 more mantissa bits)
+)
 
 
-@pytest.mark.parametrize("families", [["spectral", "low_rank"], ["ssm", "local"], ALL_FAMILIES], ids=lambda f: "+".join(f))
+@pytest.mark.parametrize(
+    "families", [["spectral", "low_rank"], ["ssm", "local"], ALL_FAMILIES], ids=lambda f: "+".join(f)
+)
 def test_fp16_autocast_runs_ffts_in_float32_and_agrees_with_fp32(families, monkeypatch):
     """Under float16 autocast on CPU every FFT sees float32 (complex64) inputs, and the outputs agree with fp32."""
     seen = []
@@ -475,7 +747,9 @@ def test_fp16_autocast_runs_ffts_in_float32_and_agrees_with_fp32(families, monke
 def test_large_inputs_stay_finite(families, causal):
     model = build(ITNetModel, kernel_families=families, is_causal=causal)
     with torch.no_grad():
-        text = model(inputs_embeds=torch.randn(2, 40, 32, generator=torch.Generator().manual_seed(0)) * 1e4).last_hidden_state
+        text = model(
+            inputs_embeds=torch.randn(2, 40, 32, generator=torch.Generator().manual_seed(0)) * 1e4
+        ).last_hidden_state
         image = model(pixel_values=pixels(2, 3, 16, 16) * 1e4).last_hidden_state
     assert torch.isfinite(text).all() and torch.isfinite(image).all()
 
@@ -484,8 +758,12 @@ def test_a_64k_token_sequence_stays_finite():
     length = 65536
     torch.manual_seed(0)
     config = tiny_config(
-        hidden_size=16, num_attention_heads=2, intermediate_size=16, num_hidden_layers=1,
-        max_position_embeddings=length, kernel_families=["spectral", "low_rank"],
+        hidden_size=16,
+        num_attention_heads=2,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        max_position_embeddings=length,
+        kernel_families=["spectral", "low_rank"],
     )
     model = ITNetModel(config).eval()
     input_ids = torch.randint(1, VOCAB, (1, length), generator=torch.Generator().manual_seed(0))
@@ -509,8 +787,15 @@ def test_presets_train_on_real_text_without_nan(preset):
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
     figures = benchmark.run_preset(
-        preset, steps=6, batch_size=8, max_length=32, max_grad_norm=None,
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, max_position_embeddings=256,
+        preset,
+        steps=6,
+        batch_size=8,
+        max_length=32,
+        max_grad_norm=None,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        max_position_embeddings=256,
     )
     assert figures["nonfinite_step"] is None, figures
     assert figures["steps"] == 6 and math.isfinite(figures["last_loss"])

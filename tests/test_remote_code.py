@@ -21,17 +21,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 import transformers
+from itnet_testing import HEAD_CASES, tiny_builders
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+from PIL import Image
 from transformers import AutoTokenizer
 
 import modeling_itnet
-from itnet_testing import HEAD_CASES, tiny_builders
 from modeling_itnet import AUTO_CLASSES, ITNetForImageClassification, ITNetImageProcessorPil, ITNetProcessor
 from modeling_itnet.compat_itnet import TESTED_TRANSFORMERS
-
 
 _, build = tiny_builders(max_position_embeddings=64, num_labels=3)
 
@@ -96,8 +95,12 @@ def make_isolated_python(venv: Path, source: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     target = Path(
-        subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
-                       capture_output=True, text=True).stdout.strip()
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     )
     for entry in source.iterdir():
         if "modeling_itnet" not in entry.name and not (target / entry.name).exists():
@@ -122,30 +125,52 @@ def cross_python(tmp_path_factory) -> Path:
     if not other_python.exists():
         raise FileNotFoundError(f"ITNET_CROSS_VENV={other} has no bin/python")
     source = subprocess.run(
-        [other_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
-        capture_output=True, text=True,
+        [other_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     return make_isolated_python(tmp_path_factory.mktemp("venv-cross-version"), Path(source))
 
 
 def isolated_env(tmp_path: Path) -> dict:
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
-    return {**env, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same summation order
+    return {
+        **env,
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
+    }  # same summation order
 
 
 def test_the_isolated_environment_cannot_import_the_package(isolated_python, tmp_path):
     found = subprocess.run(
-        [isolated_python, "-c", "import importlib.util, transformers; print(importlib.util.find_spec('modeling_itnet'))"],
-        cwd=tmp_path, env=isolated_env(tmp_path), capture_output=True, text=True, check=True,
+        [
+            isolated_python,
+            "-c",
+            "import importlib.util, transformers; print(importlib.util.find_spec('modeling_itnet'))",
+        ],
+        cwd=tmp_path,
+        env=isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert found.stdout.strip() == "None"
 
 
 def test_saved_folder_holds_the_code_and_an_auto_map_naming_every_head(tmp_path):
     build(ITNetForImageClassification).save_pretrained(tmp_path)
-    assert {"configuration_itnet.py", "modeling_itnet.py", "layers_itnet.py", "kernels_itnet.py", "compat_itnet.py"} <= {
-        path.name for path in tmp_path.glob("*.py")
-    }
+    assert {
+        "configuration_itnet.py",
+        "modeling_itnet.py",
+        "layers_itnet.py",
+        "branches_itnet.py",
+        "embeddings_itnet.py",
+        "validation_itnet.py",
+        "kernels_itnet.py",
+        "compat_itnet.py",
+    } <= {path.name for path in tmp_path.glob("*.py")}
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
     assert auto_map == {
         "AutoConfig": "configuration_itnet.ITNetConfig",
@@ -184,7 +209,10 @@ def load_in(python: Path, root: Path) -> dict:
     heads = {name: (LOADERS[name], key) for name, (_, _, _, key) in HEAD_CASES.items()}
     subprocess.run(
         [python, "-c", LOADER, str(root), json.dumps(heads)],
-        cwd=root, env=isolated_env(root), check=True, timeout=600,
+        cwd=root,
+        env=isolated_env(root),
+        check=True,
+        timeout=600,
     )
     return torch.load(root / "results.pt", weights_only=False)
 
@@ -192,7 +220,9 @@ def load_in(python: Path, root: Path) -> dict:
 def assert_same_outputs(results: dict, expected: dict):
     for name in HEAD_CASES:
         assert results[name + ":module"].startswith("transformers_modules."), results[name + ":module"]
-        torch.testing.assert_close(results[name], expected[name], rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(
+            results[name], expected[name], rtol=0, atol=0, msg=lambda m, name=name: f"{name}: {m}"
+        )
     assert torch.equal(results["generated"], expected["generated"])
     assert results["base_from_sequence"] == "ITNetModel"
     ours = expected["processor"]

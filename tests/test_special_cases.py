@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from modeling_itnet.branches_itnet import ITNetLayout
 from modeling_itnet.special_cases_itnet import (
     S4D,
     SSD,
@@ -46,7 +47,9 @@ def test_conv1d(kernel_size, depthwise, padding, length):
 def test_conv2d(kernel_size, depthwise, grid):
     torch.manual_seed(kernel_size)
     channels_in, channels_out = 4, 4 if depthwise else 3
-    conv = nn.Conv2d(channels_in, channels_out, kernel_size, groups=channels_in if depthwise else 1, bias=not depthwise)
+    conv = nn.Conv2d(
+        channels_in, channels_out, kernel_size, groups=channels_in if depthwise else 1, bias=not depthwise
+    )
     inputs = torch.randn(2, *grid, channels_in)
     mixer = mixer_from_conv(conv)
     with torch.no_grad():
@@ -83,9 +86,46 @@ def test_multihead_attention(causal, padded, bias):
     causal_mask = torch.triu(torch.ones(11, 11, dtype=torch.bool), 1) if causal else None
     mixer = mixer_from_multihead_attention(attention, causal=causal)
     with torch.no_grad():
-        reference, _ = attention(inputs, inputs, inputs, key_padding_mask=key_padding if padded else None, attn_mask=causal_mask, need_weights=False)
+        reference, _ = attention(
+            inputs,
+            inputs,
+            inputs,
+            key_padding_mask=key_padding if padded else None,
+            attn_mask=causal_mask,
+            need_weights=False,
+        )
         out = _sequence(mixer, inputs, (~key_padding).float() if padded else None)
     error = (out - reference).abs().max().item()
+    assert error <= 1e-5, error
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("window", [1, 3, 4, 20])
+def test_sliding_window_multihead_attention(causal, padded, window):
+    """`window_softmax` is exactly `nn.MultiheadAttention` with a banded mask (Longformer's and Mistral's window)."""
+    torch.manual_seed(0)
+    attention = nn.MultiheadAttention(16, 4, batch_first=True).train()  # train: no fast path
+    inputs = torch.randn(3, 11, 16)
+    key_padding = torch.zeros(3, 11, dtype=torch.bool)
+    if padded:
+        key_padding[1, 7:] = True
+        key_padding[2, :3] = True
+    offset = torch.arange(11)[:, None] - torch.arange(11)[None]
+    band = ~((offset >= 0) & (offset < window)) if causal else ~(offset.abs() < window)
+    mixer = mixer_from_multihead_attention(attention, causal=causal, window=window)
+    with torch.no_grad():
+        reference, _ = attention(
+            inputs,
+            inputs,
+            inputs,
+            key_padding_mask=key_padding if padded else None,
+            attn_mask=band,
+            need_weights=False,
+        )
+        out = _sequence(mixer, inputs, (~key_padding).float() if padded else None)
+    real = ~(band[None] | key_padding[:, None, :]).all(-1)  # queries with a key: MHA gives NaN for the others
+    error = (out - reference)[real].abs().max().item()
     assert error <= 1e-5, error
 
 
@@ -163,5 +203,5 @@ def test_gru_is_not_an_integral_transform_but_every_itnet_operator_is_linear_in_
     with torch.no_grad():
         branch = mixer.branches["recurrent"]
         v1, v2 = torch.randn(1, 12, 4), torch.randn(1, 12, 4)
-        run = lambda v: branch(u, v, None, (12,), (12.0,))  # noqa: E731
+        run = lambda v: branch(u, v, None, ITNetLayout((12,), (12.0,)))
         assert torch.allclose(run(v1 + v2), run(v1) + run(v2), atol=1e-6)

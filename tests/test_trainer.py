@@ -3,11 +3,10 @@
 
 import json
 
+import quickstart
 import torch
 from huggingface_hub import ModelCard
 from transformers import AutoModelForImageClassification
-
-import quickstart
 
 
 def test_trainer_learns_mnist_digits(tmp_path):

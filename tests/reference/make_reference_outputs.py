@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
 
-from reference_cases import CHECKPOINTS, HERE, build_case, generate_tokens, reference_cases, run_case  # noqa: E402
+from reference_cases import CHECKPOINTS, HERE, build_case, generate_tokens, reference_cases, run_case
 
 
 def main():

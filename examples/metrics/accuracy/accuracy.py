@@ -15,7 +15,9 @@ class Accuracy(evaluate.Metric):
             description="Proportion of correct predictions.",
             citation="",
             inputs_description="predictions: list of int; references: list of int; sample_weight: optional list of float",
-            features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+            ),
         )
 
     def _compute(self, predictions, references, sample_weight=None):

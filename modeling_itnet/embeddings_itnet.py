@@ -1,0 +1,161 @@
+"""ITNet's modality encoders: token embeddings for text, patch embeddings (with an optional convolutional stem) for
+images, a per-point projection for point clouds. Each maps its input to tokens `[B, N, D]` for the mixer."""
+
+import torch
+from torch import nn
+
+
+class ITNetTextEmbeddings(nn.Module):
+    """Token embeddings: `input_ids [B, N] → [B, N, D]`. Natively, positions enter through the relative kernels only;
+    converted models (BERT, GPT-2) also add learned absolute positions (`max_positions > 0`) and token types
+    (`type_vocab_size > 0`), and normalise the sum (`layer_norm_eps` given), in `add_positions_and_types`."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        max_positions: int = 0,
+        type_vocab_size: int = 0,
+        layer_norm_eps: float | None = None,
+    ):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab_size, hidden_size)
+        self.position_embeddings = nn.Embedding(max_positions, hidden_size) if max_positions else None
+        self.token_type_embeddings = nn.Embedding(type_vocab_size, hidden_size) if type_vocab_size else None
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if layer_norm_eps else None
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.word_embeddings(input_ids)
+
+    def add_positions_and_types(
+        self, embeddings: torch.Tensor, position_ids: torch.Tensor | None, token_type_ids: torch.Tensor | None
+    ) -> torch.Tensor:
+        """`embeddings` `[B, N, D]` plus the position embeddings of `position_ids` `[B or 1, N]` and the token-type
+        embeddings of `token_type_ids` `[B, N]` (each where this module has a table), then the norm if any."""
+        if self.position_embeddings is not None:
+            embeddings = embeddings + self.position_embeddings(position_ids)
+        if self.token_type_embeddings is not None:
+            embeddings = embeddings + self.token_type_embeddings(token_type_ids)
+        return embeddings if self.norm is None else self.norm(embeddings)
+
+
+class ITNetPatchEmbeddings(nn.Module):
+    """Non-overlapping patches: `pixel_values [B, C, H, W] → [B, H/p, W/p, D]` (a 2-D grid of tokens).
+
+    With `stem_channels > 0`, a convolutional stem first: two 3 x 3 convolutions (`C → S → S`, padding 1, each
+    followed by GELU) at full resolution, so that each patch token sees the pixels' local structure, then the same
+    `p x p` patch projection from `S` channels. Converted models (ViT) also have a learned class token
+    (`cls_token`) and absolute position embeddings for the `grid_size x grid_size` grid they were trained on
+    (`grid_size > 0`), added by `tokens`."""
+
+    def __init__(
+        self,
+        num_channels: int,
+        hidden_size: int,
+        patch_size: int,
+        cls_token: bool = False,
+        grid_size: int = 0,
+        stem_channels: int = 0,
+    ):
+        super().__init__()
+        self.num_channels = num_channels
+        self.patch_size = patch_size
+        self.grid_size = grid_size
+        self.stem = None
+        if stem_channels:
+            self.stem = nn.Sequential(
+                nn.Conv2d(num_channels, stem_channels, kernel_size=3, padding=1),
+                nn.GELU(),
+                nn.Conv2d(stem_channels, stem_channels, kernel_size=3, padding=1),
+                nn.GELU(),
+            )
+        self.projection = nn.Conv2d(
+            stem_channels or num_channels, hidden_size, kernel_size=patch_size, stride=patch_size
+        )
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_size)) if cls_token else None
+        self.position_embeddings = (
+            nn.Parameter(torch.zeros(1, int(cls_token) + grid_size**2, hidden_size)) if grid_size else None
+        )
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != self.num_channels:
+            raise ValueError(
+                f"`pixel_values` must have shape [batch, {self.num_channels}, height, width], "
+                f"got {list(pixel_values.shape)}."
+            )
+        height, width = pixel_values.shape[-2:]
+        if height % self.patch_size or width % self.patch_size:
+            raise ValueError(
+                f"`pixel_values` height and width must be multiples of patch_size={self.patch_size}, "
+                f"got {height}x{width}."
+            )
+        if self.stem is not None:
+            pixel_values = self.stem(pixel_values)
+        return self.projection(pixel_values).permute(0, 2, 3, 1)
+
+    def tokens(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> tuple:
+        """`[B, C, H, W]` → `([B, (1 +) h·w, D], (h, w))`: the patches in raster order, after the class token if any,
+        plus the position embeddings if any, and the patch grid."""
+        grid = self(pixel_values)
+        batch, height, width, channels = grid.shape
+        tokens = grid.reshape(batch, height * width, channels)
+        if self.cls_token is not None:
+            tokens = torch.cat([self.cls_token.expand(batch, -1, -1).to(tokens.dtype), tokens], dim=1)
+        if self.position_embeddings is not None:
+            tokens = tokens + self.positions(height, width, interpolate_pos_encoding).to(tokens.dtype)
+        return tokens, (height, width)
+
+    def positions(self, height: int, width: int, interpolate: bool) -> torch.Tensor:
+        """Position embeddings `[1, (1 +) height·width, D]` for a `height x width` patch grid: the table itself on
+        its own grid; otherwise, with `interpolate`, the patch part resized bicubically (as ViT's
+        `interpolate_pos_encoding`), the class token's entry unchanged."""
+        table = self.position_embeddings
+        if (height, width) == (self.grid_size, self.grid_size):
+            return table
+        if not interpolate:
+            raise ValueError(
+                f"Images of {height}x{width} patches do not match the {self.grid_size}x{self.grid_size} patch grid of "
+                "the position embeddings (`config.image_size`); resize them, or pass `interpolate_pos_encoding=True` "
+                "to interpolate the position embeddings."
+            )
+        first = int(self.cls_token is not None)
+        patches = table[:, first:].reshape(1, self.grid_size, self.grid_size, -1).permute(0, 3, 1, 2)
+        patches = nn.functional.interpolate(patches, size=(height, width), mode="bicubic", align_corners=False)
+        return torch.cat([table[:, :first], patches.permute(0, 2, 3, 1).reshape(1, height * width, -1)], dim=1)
+
+
+class ITNetPointEmbeddings(nn.Module):
+    """Point tokens: coordinates `points [B, N, 3]` and optional `point_features [B, N, F]` → `[B, N, D]`, a linear
+    map of `[x, y, z, features]` (PointNet's first layer). Positions also enter the kernels as offsets. With
+    `cls_token`, the model prepends this learned readout token (at the points' centroid) to every cloud."""
+
+    def __init__(self, feature_size: int, hidden_size: int, cls_token: bool = False):
+        super().__init__()
+        self.feature_size = feature_size
+        self.projection = nn.Linear(3 + feature_size, hidden_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_size)) if cls_token else None
+
+    def forward(self, points: torch.Tensor, point_features: torch.Tensor | None = None) -> torch.Tensor:
+        if points.ndim != 3 or points.shape[-1] != 3 or not points.is_floating_point():
+            raise ValueError(
+                f"`points` must be a float tensor of shape [batch, num_points, 3], got {points.dtype} "
+                f"{list(points.shape)}."
+            )
+        if points.shape[1] == 0:
+            raise ValueError("`points` holds no points (num_points = 0).")
+        if not torch.compiler.is_compiling() and not torch.isfinite(points).all():  # data-dependent: not traced
+            raise ValueError("`points` contains NaN or infinite coordinates.")
+        expected = [*points.shape[:2], self.feature_size]
+        if self.feature_size == 0 and point_features is not None:
+            raise ValueError("`point_features` given, but the model takes none (`config.point_feature_size` = 0).")
+        if self.feature_size > 0:
+            if point_features is None or list(point_features.shape) != expected:
+                got = None if point_features is None else list(point_features.shape)
+                raise ValueError(
+                    f"`point_features` must have shape {expected} (`config.point_feature_size`), got {got}."
+                )
+            points = torch.cat([points, point_features.to(points.dtype)], dim=-1)
+        return self.projection(points.to(self.projection.weight.dtype))
+
+
+__all__ = ["ITNetPatchEmbeddings", "ITNetPointEmbeddings", "ITNetTextEmbeddings"]
