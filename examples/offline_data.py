@@ -328,10 +328,16 @@ SHAKESPEARE_TEST = ["macbeth", "twelfth-night"]
 
 
 def _play_lines(path: Path) -> list[str]:
-    """A play's lines without the markdown markup: `## ACT I` -> `ACT I`, `**HAMLET**` -> `HAMLET:`, `_Exit_` ->
-    `Exit`; blank lines kept (as in wikitext)."""
-    lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    """A play's lines without the markdown markup, opened by its title as wikitext's article heading ` = Hamlet = `
+    (where a document starts; the file's `# Title` line, or its name where it has none), then `## ACT I` -> `ACT I`,
+    `**HAMLET**` -> `HAMLET:`, `_Exit_` -> `Exit`; blank lines kept (as in wikitext)."""
+    text = path.read_text(encoding="utf-8").splitlines()
+    if text and text[0].startswith("# "):
+        title, text = text[0][2:].strip(), text[1:]
+    else:
+        title = path.stem.replace("-", " ").title()
+    lines = [f" = {title} = "]
+    for line in text:
         line = line.rstrip()
         if line.startswith("**") and line.endswith("**"):
             line = line.strip("*") + ":"
@@ -359,6 +365,10 @@ def _build_shakespeare() -> DatasetDict:
     )
 
 
+CACHE_VERSIONS = {"shakespeare": "-v2"}
+"""A suffix of the on-disk cache of the datasets whose builder changed (shakespeare v2: play titles as wikitext
+article headings), so that a cache built by an earlier version is not read."""
+
 BUILDERS = {
     "mnist": _build_mnist,
     "fashion_mnist": _build_fashion_mnist,
@@ -375,7 +385,7 @@ def load_offline(name: str) -> DatasetDict:
     name = name.removeprefix("offline:")
     if name not in BUILDERS:
         raise ValueError(f"Unknown offline dataset {name!r}; available: {sorted(BUILDERS)}.")
-    path = cache_dir() / name
+    path = cache_dir() / (name + CACHE_VERSIONS.get(name, ""))
     if not (path / "dataset_dict.json").exists():
         dataset = BUILDERS[name]()
         tmp = path.with_name(f"{name}.tmp{os.getpid()}")

@@ -4,7 +4,7 @@
     data = plot_kernels({"images": model, "text": text_model}, "kernels.png", batches={"images": batch, ...})
 
 For every model, every layer's `"spectral"` kernel `k_θ(δ)` is evaluated by the model's own
-`ITNetSpectralKernel.at(offsets, length_scale)` on the offsets of the grid it runs on (`grid_offsets`, the ones its
+`ITNetSpectralKernel(offsets, length_scale)` on the offsets of the grid it runs on (`grid_offsets`, the ones its
 forward uses): a curve over token offsets for text, a heatmap over patch offsets for images (both for an image +
 text model). The gates `σ(W_g,f u_i)` of every kernel family are read from the mixer's own `gate` layer with a forward
 hook on a real batch, averaged over its tokens and channels.
@@ -55,7 +55,7 @@ def grids_of(model, text_length: int = 64) -> dict[str, tuple[tuple[int, ...], t
 
 @torch.no_grad()
 def spectral_kernels(model, text_length: int = 64) -> dict[str, list[dict]]:
-    """`{grid kind: [per layer {"offsets" [..., n], "kernel" [..., D]}]}`: `ITNetSpectralKernel.at` on the grid's offsets."""
+    """`{grid kind: [per layer {"offsets" [..., n], "kernel" [..., D]}]}`: `ITNetSpectralKernel` on the grid's offsets."""
     out = {}
     for kind, (grid, scale) in grids_of(model, text_length).items():
         layers = []
@@ -64,7 +64,7 @@ def spectral_kernels(model, text_length: int = 64) -> dict[str, list[dict]]:
                 continue
             branch = layer.mixer.branches["spectral"]
             offsets = grid_offsets(grid, device=branch.kernel.fc1.weight.device)
-            layers.append({"offsets": offsets.cpu(), "kernel": branch.kernel.at(offsets, scale).float().cpu()})
+            layers.append({"offsets": offsets.cpu(), "kernel": branch.kernel(offsets, scale).float().cpu()})
         if layers:
             out[kind] = layers
     return out

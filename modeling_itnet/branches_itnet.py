@@ -219,6 +219,18 @@ def family_table() -> str:
     return "\n".join(rows)
 
 
+def with_weights(module: nn.Module, method, *tensors):
+    """`method(*tensors)`, a method of `module` other than `forward` that reads the module's own weights, run inside
+    the module's accelerate hook when it has one: with `device_map` offloading (weights on disk or the CPU, on the
+    meta device between calls), accelerate loads a module's weights around `forward` only. Branches' `prefill` and
+    `step` and the spectral-normalised kernel layers go through here; without a hook it is `method(*tensors)`."""
+    hook = getattr(module, "_hf_hook", None)
+    if hook is None:
+        return method(*tensors)
+    tensors, _ = hook.pre_forward(module, *tensors)
+    return hook.post_forward(module, method(*tensors))
+
+
 def kernel_linear(layer: nn.Linear, inputs: torch.Tensor, spectral_norm: bool) -> torch.Tensor:
     """`layer(inputs)`, with the weight divided by its largest singular value when `spectral_norm` (the paper's
     stability measure for kernel MLPs: each layer is then 1-Lipschitz). Exact SVD of the small kernel weights, no
@@ -229,6 +241,10 @@ def kernel_linear(layer: nn.Linear, inputs: torch.Tensor, spectral_norm: bool) -
     bias are read off its outputs at the origin and at the unit vectors (`W x + b` for any LoRA adapter in eval)."""
     if not spectral_norm:
         return layer(inputs)
+    return with_weights(layer, lambda x: _normalised_linear(layer, x), inputs)
+
+
+def _normalised_linear(layer: nn.Linear, inputs: torch.Tensor) -> torch.Tensor:
     weight, bias = layer.weight, layer.bias
     if type(layer) is not nn.Linear:  # e.g. peft's lora.Linear: its effective (merged) affine map
         eye = torch.eye(weight.shape[1], dtype=weight.dtype, device=weight.device)
@@ -279,11 +295,11 @@ class ITNetSpectralKernel(nn.Module):
         self.fc2 = nn.Linear(hidden_size, channels)
         self.log_decay = nn.Parameter(torch.zeros(channels))
 
-    def forward(self, grid_shape: tuple[int, ...], length_scale: tuple[float, ...]) -> torch.Tensor:
-        """Returns the kernel `[*(2g − 1), D]` for a grid of shape `grid_shape` (one or two axes)."""
-        return self.at(grid_offsets(grid_shape, device=self.fc1.weight.device), length_scale)
+    def on_grid(self, grid_shape: tuple[int, ...], length_scale: tuple[float, ...], device) -> torch.Tensor:
+        """The kernel `[*(2g − 1), D]` for a grid of shape `grid_shape` (one or two axes), on `device`."""
+        return self(grid_offsets(grid_shape, device=device), length_scale)
 
-    def at(
+    def forward(
         self, offsets: torch.Tensor, length_scale: tuple[float, ...], max_frequency: float | None = None
     ) -> torch.Tensor:
         """`k_θ(δ)` `[..., D]` at the offsets `δ` `[..., n]` (float32, `n ≤ num_axes`, in grid steps; fewer axes are
@@ -361,22 +377,25 @@ class ITNetSpectralBranch(ITNetBranch):
         )  # fmt: skip
 
     def forward(self, hidden_states, values, mask, layout):
+        return self._transform(values, mask, layout)
+
+    def _transform(self, values, mask, layout):
         grid_shape = _require_grid("spectral", layout)
         batch, length, channels = values.shape
-        kernel = self.kernel(grid_shape, layout.length_scale)
+        kernel = self.kernel.on_grid(grid_shape, layout.length_scale, values.device)
         grid_mask = None if mask is None else mask.view(batch, *grid_shape)
         out = spectral_conv(values.view(batch, *grid_shape, channels), kernel, grid_mask, self.is_causal)
         return out.reshape(batch, length, channels)
 
     def prefill(self, hidden_states, values, mask, layout):
         self._require_prefill(layout)
-        return self(hidden_states, values, mask, layout), SpectralState(_weighted(values, mask))
+        return self._transform(values, mask, layout), SpectralState(_weighted(values, mask))
 
     def step(self, hidden_t, value_t, mask_t, state, layout):
         past = torch.cat([state.values, _weighted(value_t[:, None], mask_t[:, None])], dim=1)  # [B, t + 1, V]
         t = past.shape[1] - 1
         offsets = torch.arange(t, -1, -1, device=past.device, dtype=torch.float32)[:, None]  # t − s, s = 0 .. t
-        kernel = self.kernel.at(offsets, layout.length_scale)  # [t + 1, V]
+        kernel = self.kernel(offsets, layout.length_scale)  # [t + 1, V]
         return stationary_kernel_step(kernel, past).to(value_t.dtype), SpectralState(past)
 
 
@@ -428,6 +447,9 @@ class ITNetLocalBranch(ITNetBranch):
         return (0 if self.is_causal else same,) + (same,) * (num_axes - 1)
 
     def forward(self, hidden_states, values, mask, layout):
+        return self._transform(values, mask, layout)
+
+    def _transform(self, values, mask, layout):
         grid_shape = _require_grid("local", layout)
         batch, length, channels = values.shape
         lows = self.lows(len(grid_shape))
@@ -441,7 +463,7 @@ class ITNetLocalBranch(ITNetBranch):
         length = values.shape[1]
         past = _weighted(values, mask)[:, max(0, length - (self.window - 1)) :]
         past = nn.functional.pad(past, (0, 0, self.window - 1 - past.shape[1], 0))  # zeros before the first token
-        return self(hidden_states, values, mask, layout), LocalState(past)  # `self`: a short convolution's own
+        return self._transform(values, mask, layout), LocalState(past)
 
     def step(self, hidden_t, value_t, mask_t, state, layout):
         """One token: `y_t = Σ_{δ=0}^{W−1} k(δ) w_{t−δ} v_{t−δ}` from the window state."""
@@ -582,21 +604,23 @@ class ITNetSoftmaxBranch(ITNetBranch):
             options.position_dims,
         )  # fmt: skip
 
-    def relative_bias(self, grid_shape, length_scale, positions, segments) -> torch.Tensor:
-        """`b(x_i − x_j)`: `[H, N, N]` on a grid; block-diagonal `[H, N, N]` over `segments` (one grid per modality,
-        0 between modalities: cross-modal pairs are scored by content alone); `[B, H, N, N]` at irregular
+    def relative_bias(self, grid_shape, length_scale, positions, segments, device) -> torch.Tensor:
+        """`b(x_i − x_j)` on `device`: `[H, N, N]` on a grid; block-diagonal `[H, N, N]` over `segments` (one grid per
+        modality, 0 between modalities: cross-modal pairs are scored by content alone); `[B, H, N, N]` at irregular
         `positions` `[B, N, P]` (offsets in coordinate units, Fourier features up to `num_frequencies` cycles)."""
         if grid_shape is not None:
-            return relative_position_bias(self.bias_kernel(grid_shape, length_scale).movedim(-1, 0), grid_shape)
+            table = self.bias_kernel.on_grid(grid_shape, length_scale, device)
+            return relative_position_bias(table.movedim(-1, 0), grid_shape)
         if segments is not None:
             spans = segment_spans(segments)
             length = spans[-1][1]
-            bias = self.bias_kernel.fc2.weight.new_zeros(self.num_heads, length, length)
-            for start, end, grid, scale in spans:
-                bias[:, start:end, start:end] = self.relative_bias(grid, scale, None, None)
+            blocks = [self.relative_bias(grid, scale, None, None, device) for _, _, grid, scale in spans]
+            bias = blocks[0].new_zeros(self.num_heads, length, length)
+            for (start, end, _, _), block in zip(spans, blocks):
+                bias[:, start:end, start:end] = block
             return bias
         offsets = (positions[:, :, None] - positions[:, None]).float()  # [B, N, N, P]
-        table = self.bias_kernel.at(offsets, (1.0,) * offsets.shape[-1], max_frequency=float(self.num_frequencies))
+        table = self.bias_kernel(offsets, (1.0,) * offsets.shape[-1], max_frequency=float(self.num_frequencies))
         return table.permute(0, 3, 1, 2)
 
     def _transform(self, hidden_states, values, mask, layout):
@@ -605,7 +629,9 @@ class ITNetSoftmaxBranch(ITNetBranch):
         heads = _split_heads(values, self.num_heads)
         bias = None
         if self.bias_kernel is not None:
-            bias = self.relative_bias(layout.grid_shape, layout.length_scale, layout.positions, layout.segments)
+            bias = self.relative_bias(
+                layout.grid_shape, layout.length_scale, layout.positions, layout.segments, query.device
+            )
             bias = bias.to(query.dtype)
         return _merge_heads(softmax_transform(query, key, heads, mask, self.is_causal, bias)), key, heads
 
@@ -629,7 +655,7 @@ class ITNetSoftmaxBranch(ITNetBranch):
         if self.bias_kernel is not None:
             t = keys.shape[2] - 1
             offsets = torch.arange(t, -1, -1, device=keys.device, dtype=torch.float32)[:, None]  # t − s
-            bias = self.bias_kernel.at(offsets, layout.length_scale).T  # [H, t + 1]
+            bias = self.bias_kernel(offsets, layout.length_scale).T  # [H, t + 1]
         out = softmax_step(query, keys, heads, weight, bias)
         return out.reshape(value_t.shape), SoftmaxState(keys, heads, weight)
 
@@ -871,6 +897,9 @@ class ITNetSSMBranch(ITNetBranch):
         return torch.cat([kernel[:1] + self.skip.float(), kernel[1:]], dim=0)
 
     def forward(self, hidden_states, values, mask, layout):
+        return self._transform(values, mask, layout)
+
+    def _transform(self, values, mask, layout):
         _require_grid("ssm", layout)
         A, B, C = self.continuous()
         step = torch.exp(self.log_dt.float())
@@ -878,7 +907,7 @@ class ITNetSSMBranch(ITNetBranch):
 
     def prefill(self, hidden_states, values, mask, layout):
         self._require_prefill(layout)
-        out = self(hidden_states, values, mask, layout)
+        out = self._transform(values, mask, layout)
         A, B, _ = self.continuous()
         _, B_bar = s4d_discretize(self.log_dt.float(), A, B)
         log_A_bar = torch.exp(self.log_dt.float()).unsqueeze(-1) * A
@@ -1146,8 +1175,8 @@ class ITNetShortConv(ITNetLocalBranch):
         self.bias = nn.Parameter(torch.zeros(channels))
         self.act = ACT2FN[activation]
 
-    def forward(self, hidden_states, values, mask, layout):
-        return self.act(super().forward(hidden_states, values, mask, layout) + self.bias)
+    def _transform(self, values, mask, layout):
+        return self.act(super()._transform(values, mask, layout) + self.bias)
 
     def step(self, hidden_t, value_t, mask_t, state, layout):
         out, state = super().step(hidden_t, value_t, mask_t, state, layout)
@@ -1182,4 +1211,5 @@ __all__ = [
     "relaxable_families",
     "segment_positions",
     "segment_spans",
+    "with_weights",
 ]

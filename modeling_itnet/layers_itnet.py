@@ -18,6 +18,7 @@ from .branches_itnet import (
     ITNetMixerOptions,
     ITNetShortConv,
     segment_spans,
+    with_weights,
 )
 from .compat_itnet import ACT2FN
 
@@ -209,7 +210,9 @@ class ITNetMixer(nn.Module):
             elif layout.grid_shape is None:
                 raise ValueError("`short_conv_size` > 0 needs tokens on a grid (text or image patches), not points.")
             elif states is not None:
-                values, states["short_conv"] = self.short_conv.prefill(hidden_states, values, mask, layout)
+                values, states["short_conv"] = with_weights(
+                    self.short_conv, self.short_conv.prefill, hidden_states, values, mask, layout
+                )
             else:
                 values = self.short_conv(hidden_states, values, mask, layout)
         features = hidden_states if self.short_conv is None else values
@@ -219,7 +222,7 @@ class ITNetMixer(nn.Module):
             if layout.segments is not None and branch.needs_grid:
                 out = self._per_segment(branch, features, values, mask, layout.segments)
             elif states is not None:
-                out, states[family] = branch.prefill(features, values, mask, layout)
+                out, states[family] = with_weights(branch, branch.prefill, features, values, mask, layout)
             else:
                 out = branch(features, values, mask, layout)
             mixed = gates[:, :, f] * out if mixed is None else torch.addcmul(mixed, gates[:, :, f], out)
@@ -257,12 +260,14 @@ class ITNetMixer(nn.Module):
         for n in range(length):
             token, value, features = 0, values[:, n], hidden_states[:, n]
             if self.short_conv is not None:
-                value, states["short_conv"] = self.short_conv.step(
-                    features, value, weights[:, n], states["short_conv"], layout
+                value, states["short_conv"] = with_weights(
+                    self.short_conv, self.short_conv.step, features, value, weights[:, n], states["short_conv"], layout
                 )
                 features = value
             for f, (family, branch) in enumerate(self.branches.items()):
-                out, states[family] = branch.step(features, value, weights[:, n], states[family], layout)
+                out, states[family] = with_weights(
+                    branch, branch.step, features, value, weights[:, n], states[family], layout
+                )
                 token = token + gates[:, n, f] * out
             mixed.append(token)
         return self.output(torch.stack(mixed, dim=1)), states

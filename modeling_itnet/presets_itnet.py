@@ -14,6 +14,8 @@ from pathlib import Path
 from .configuration_itnet import ITNetConfig
 
 DEFAULT_TOKENIZER = "itnet-wordpiece-8k"
+CAUSAL_TOKENIZER = "itnet-wordpiece-8k-causal"
+"""The causal-LM variant: no `[CLS] … [SEP]` template, `bos_token` `[CLS]`, `eos_token` `[SEP]`, left padding."""
 
 
 def _asset_dir(installed_name: str, checkout_name: str) -> Path:
@@ -68,4 +70,4 @@ def preset_config(name: str, **overrides) -> ITNetConfig:
     return ITNetConfig(**values)
 
 
-__all__ = ["list_presets", "preset_config", "preset_path", "presets_dir", "tokenizer_path"]
+__all__ = ["CAUSAL_TOKENIZER", "list_presets", "preset_config", "preset_path", "presets_dir", "tokenizer_path"]

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from huggingface_hub import ModelCard
-from transformers import pipeline
+from transformers import AutoConfig, AutoTokenizer, GenerationConfig, pipeline
 
-import modeling_itnet  # noqa: F401  (registers ITNet and its VQA pipeline)
+import modeling_itnet
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 COMMON = ["--use_cpu", "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true", "--seed", "0"]
@@ -121,8 +121,29 @@ def test_run_clm(tmp_path):
     assert {"train_loss", "eval_loss", "perplexity"} <= set(results)
     assert abs(results["perplexity"] - __import__("math").exp(results["eval_loss"])) < 1e-6 * results["perplexity"]
     generator = pipeline("text-generation", model=str(tmp_path))
-    out = generator("To be, or not", max_new_tokens=4, do_sample=False, add_special_tokens=False)
+    out = generator("To be, or not", max_new_tokens=4, do_sample=False)
     assert out[0]["generated_text"].startswith("To be, or not")
+    # the checkpoint carries the causal tokenizer (no [CLS] … [SEP] template) and its EOS, which generate stops at
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    assert tokenizer("to be")["input_ids"] == tokenizer("to be", add_special_tokens=False)["input_ids"]
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert (config.bos_token_id, config.eos_token_id) == (tokenizer.bos_token_id, tokenizer.eos_token_id)
+    assert GenerationConfig.from_pretrained(tmp_path).eos_token_id == tokenizer.eos_token_id
+
+
+def test_run_clm_separates_documents_with_eos():
+    """One EOS before each play's title (` = Title = `, wikitext's article heading): 34 in the training split."""
+    sys.path.insert(0, str(EXAMPLES))
+    from offline_data import load_offline
+    from run_clm import is_article_heading, tokenize_lines
+
+    assert is_article_heading(" = Hamlet = \n") and not is_article_heading(" = = Act I = = \n")
+    assert not is_article_heading("To be, or not to be")
+    tokenizer = AutoTokenizer.from_pretrained(modeling_itnet.tokenizer_path(modeling_itnet.CAUSAL_TOKENIZER))
+    train = load_offline("shakespeare")["train"]["text"]
+    ids = [i for row in tokenize_lines(tokenizer, train)["input_ids"] for i in row]
+    assert ids.count(tokenizer.eos_token_id) == sum(map(is_article_heading, train)) == 34
+    assert ids.count(tokenizer.bos_token_id) == 0  # no [CLS] … [SEP] template
 
 
 def test_run_glue(tmp_path):

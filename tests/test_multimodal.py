@@ -94,7 +94,9 @@ def test_segment_softmax_bias_is_block_diagonal_and_matches_naive():
     start = 0
     for grid, scale in segments:
         end = start + math.prod(grid)
-        bias[:, start:end, start:end] = relative_position_bias(branch.bias_kernel(grid, scale).movedim(-1, 0), grid)
+        bias[:, start:end, start:end] = relative_position_bias(
+            branch.bias_kernel.on_grid(grid, scale, None).movedim(-1, 0), grid
+        )
         start = end
     query, key = (t.view(2, 23, 4, 4).transpose(1, 2) for t in branch.query_key(hidden).chunk(2, dim=-1))
     heads = values.view(2, 23, 4, 4).transpose(1, 2)

@@ -204,7 +204,7 @@ def test_shakespeare_splits_whole_plays_in_the_wikitext_layout():
     assert data["train"].features == {"text": Value("string")}
     validation = data["validation"]["text"]
     assert (
-        validation[0] == "Hamlet"
+        validation[0] == " = Hamlet = "  # the article heading that opens each play
         and "HAMLET:" in validation
         and "To be, or not to be: that is the question:" in validation
     )

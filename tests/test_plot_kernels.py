@@ -60,7 +60,7 @@ def test_writes_png_of_kernels_and_gates(tmp_path):
 
 
 def test_plotted_kernels_are_the_models_own():
-    """The drawn values are `ITNetSpectralKernel.at` at the grid's offsets (tokens in units of
+    """The drawn values are `ITNetSpectralKernel` at the grid's offsets (tokens in units of
     `max_position_embeddings`, patches in units of `grid_size`), and the heatmap/curve is their mean |k| scaled."""
     models, _ = models_and_batches()
     for model in models.values():
@@ -74,7 +74,7 @@ def test_plotted_kernels_are_the_models_own():
                 offsets = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1)
                 scale = (4.0, 4.0)
             for layer, plotted in zip(model.itnet.layers, layers):
-                expected = layer.mixer.branches["spectral"].kernel.at(offsets, scale)
+                expected = layer.mixer.branches["spectral"].kernel(offsets, scale)
                 torch.testing.assert_close(plotted["offsets"], offsets)
                 torch.testing.assert_close(plotted["kernel"], expected.detach(), rtol=0, atol=0)
                 shown = profile(plotted["kernel"])

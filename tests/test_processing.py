@@ -1,5 +1,7 @@
 """ITNetProcessor: layouts for VQA and NLVR2, round trips through AutoProcessor, clear errors."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -72,3 +74,50 @@ def test_round_trip_through_auto_processor(processor, tmp_path):
     assert set(expected) == set(got) == {"input_ids", "attention_mask", "pixel_values"}
     for key in expected:
         assert torch.equal(expected[key], got[key]), key
+
+
+def _folder(tmp_path, name, config, tokenizer=True, image_processor=False):
+    folder = tmp_path / name
+    config.save_pretrained(folder)
+    if tokenizer:
+        AutoTokenizer.from_pretrained(tokenizer_path()).save_pretrained(folder)
+    if image_processor:
+        ITNetImageProcessorPil().save_pretrained(folder)
+    return folder
+
+
+def test_auto_processor_of_a_text_only_folder_is_its_tokenizer_as_for_bert(tmp_path):
+    from transformers import BertConfig
+
+    itnet = AutoProcessor.from_pretrained(_folder(tmp_path, "itnet", ITNetConfig()))
+    bert = AutoProcessor.from_pretrained(_folder(tmp_path, "bert", BertConfig()))
+    assert type(itnet) is type(bert) is type(AutoTokenizer.from_pretrained(tokenizer_path()))
+    assert itnet("a witty film")["input_ids"] == bert("a witty film")["input_ids"]
+
+
+def test_auto_processor_of_an_image_only_folder_is_its_image_processor(tmp_path):
+    folder = _folder(tmp_path, "image", ITNetConfig(image_size=32), tokenizer=False, image_processor=True)
+    assert isinstance(AutoProcessor.from_pretrained(folder), ITNetImageProcessorPil)
+
+
+def test_importing_the_package_does_not_change_how_other_folders_load(tmp_path):
+    """The same folders (BERT's and ITNet's, tokenizer only) through `AutoProcessor`, before and after the import."""
+    import subprocess
+    import sys
+
+    from transformers import BertConfig
+
+    folders = [_folder(tmp_path, "bert", BertConfig()), _folder(tmp_path, "itnet", ITNetConfig())]
+    script = (
+        "import json, sys, transformers\n"
+        "def kind(folder): return type(transformers.AutoProcessor.from_pretrained(folder)).__name__\n"
+        "bert, itnet = sys.argv[1:]\n"
+        "before = kind(bert)\n"  # an ITNet folder needs the package (or remote code) for its config
+        "import modeling_itnet\n"
+        "print(json.dumps([before, kind(bert), kind(itnet)]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *map(str, folders)], check=True, capture_output=True, text=True
+    )
+    before, after, itnet = json.loads(done.stdout.strip().splitlines()[-1])
+    assert before == after == itnet

@@ -11,6 +11,11 @@ numbering does not change any segmentation. `tests/test_tokenizer.py` rebuilds i
 
 Special tokens: `[PAD]` (id 0), `[UNK]`, `[CLS]`, `[SEP]`, `[MASK]`, and `[IMG]`, which separates image from text
 positions in image+text sequences. Single sequences are encoded `[CLS] A [SEP]`, pairs `[CLS] A [SEP] B [SEP]`.
+
+The causal-LM variant (`itnet-wordpiece-8k-causal`, written beside it) has the same vocabulary and segmentation, no
+template (text is encoded as it is), `bos_token` `[CLS]` and `eos_token` `[SEP]` (a decoder's document boundary, as
+GPT-2's `<|endoftext|>`), and pads on the left for batched generation: what `generate`, lm-evaluation-harness and TRL
+expect of a decoder's tokenizer.
 """
 
 import argparse
@@ -24,6 +29,7 @@ from transformers import PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[IMG]"]
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "itnet-wordpiece-8k"
+CAUSAL_SUFFIX = "-causal"
 
 
 def corpus() -> list[str]:
@@ -64,6 +70,23 @@ def build(vocab_size: int = 8192) -> PreTrainedTokenizerFast:
     )
 
 
+def causal(encoder: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
+    """The causal-LM variant of `encoder`: the same WordPiece model, no `[CLS] … [SEP]` template, BOS/EOS set."""
+    backend = Tokenizer.from_str(encoder.backend_tokenizer.to_str())
+    backend.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B:1", special_tokens=[])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="[CLS]",
+        eos_token="[SEP]",
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        mask_token="[MASK]",
+        extra_special_tokens={"image_token": "[IMG]"},
+        model_max_length=2048,
+        padding_side="left",
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
@@ -71,7 +94,11 @@ def main():
     args = parser.parse_args()
     tokenizer = build(args.vocab_size)
     tokenizer.save_pretrained(args.output)
-    print(f"saved a {len(tokenizer)}-token WordPiece tokenizer to {args.output}")
+    causal_output = args.output.with_name(args.output.name + CAUSAL_SUFFIX)
+    causal(tokenizer).save_pretrained(causal_output)
+    print(
+        f"saved a {len(tokenizer)}-token WordPiece tokenizer to {args.output} and its causal variant to {causal_output}"
+    )
 
 
 if __name__ == "__main__":
