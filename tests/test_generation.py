@@ -266,3 +266,15 @@ def test_activation_checkpointing_in_training_uses_no_cache():
     out = model(input_ids=input_ids, labels=input_ids, use_cache=True)
     assert cache_of(out) is None
     out.loss.backward()
+
+
+def test_generate_stops_at_the_configured_eos():
+    """With `eos_token_id` set (as `run_clm.py` saves it), a sequence ends at its first EOS and is padded after it."""
+    model = build_lm(["spectral", "low_rank"])
+    prompt = torch.randint(1, VOCAB, (1, 5), generator=torch.Generator().manual_seed(3))
+    free = model.generate(prompt, max_new_tokens=8, do_sample=False, pad_token_id=0)[0, 5:]
+    eos = int(free[2])  # the third generated token becomes EOS
+    model.config.eos_token_id = model.generation_config.eos_token_id = eos
+    stopped = model.generate(prompt, max_new_tokens=8, do_sample=False, pad_token_id=0)[0, 5:]
+    first = int((free == eos).nonzero()[0])
+    assert stopped.tolist() == free[: first + 1].tolist()
