@@ -1,3 +1,16 @@
+# Copyright 2026 The modeling_itnet Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 r"""PyTorch ITNet: a stack of Integral Transform Blocks over text tokens (a 1-D grid) or image patches (a 2-D grid).
 
 Each block is pre-norm (natively):
@@ -72,6 +85,7 @@ logger = logging.get_logger(__name__)
 
 def make_norm(config: ITNetConfig) -> nn.Module:
     """The normalisation `config.norm_type` names, over `hidden_size`."""
+    # CODEPATH: rms_norm: converted Mamba checkpoints; layer_norm: native ITNet presets, converted BERT, ViT, GPT-2.
     if config.norm_type == "rms_norm":
         return nn.RMSNorm(config.hidden_size, eps=config.layer_norm_eps)
     return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -159,8 +173,10 @@ class ITNetLayer(GradientCheckpointingLayer):
         self.post_norm = config.norm_position == "post"
         self.mixer_norm = make_norm(config)
         self.mixer = ITNetMixer.from_config(config, kernel_families, position_dims)
+        # CODEPATH: intermediate_size 0: converted Mamba (no feed-forward block); > 0: every other checkpoint.
         self.ffn_norm = make_norm(config) if config.intermediate_size else None
         self.ffn = (
+            # CODEPATH: as the feed-forward norm above.
             ITNetFeedForward(config.hidden_size, config.intermediate_size, config.hidden_act)
             if config.intermediate_size
             else None
@@ -331,6 +347,7 @@ class ITNetModel(ITNetPreTrainedModel):
                 config.hidden_size,
                 max_positions=config.max_position_embeddings if absolute else 0,
                 type_vocab_size=config.type_vocab_size,
+                # CODEPATH: embedding_norm: converted BERT; native ITNet and the other conversions: none.
                 layer_norm_eps=config.layer_norm_eps if config.embedding_norm else None,
             )
             if "text" in modalities
@@ -373,9 +390,13 @@ class ITNetModel(ITNetPreTrainedModel):
             [ITNetLayer(config, layer_idx, families, position_dims) for layer_idx in range(config.num_hidden_layers)]
         )
         # post-norm blocks end normalised: no final norm
+        # CODEPATH: norm_position "pre": native ITNet, converted ViT, GPT-2, Mamba; "post": converted BERT.
         self.norm = make_norm(config) if config.norm_position == "pre" else nn.Identity()
+        # CODEPATH: pooling "attention": the ablations of benchmarks/ablate_unified.py; mean/first/max: the presets.
         self.attention_pool = nn.Linear(config.hidden_size, 1) if config.pooling == "attention" else None
+        # CODEPATH: pooler_activation "tanh": converted BERT (its pooler); None: native ITNet.
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if config.pooler_activation else None
+        # CODEPATH: as the pooler above.
         self.pooler_act = ACT2FN[config.pooler_activation] if config.pooler_activation else None
         self.post_init()
 
@@ -816,6 +837,7 @@ class ITNetForCausalLM(ITNetPreTrainedModel, GenerationMixin):
             is_first_iteration=is_first_iteration,
             **kwargs,
         )
+        # CODEPATH: relative: native ITNet (positions through the kernels); absolute: converted BERT, GPT-2.
         if self.config.position_embedding_type == "relative":  # `generate` makes them for every model taking them
             model_inputs.pop("position_ids", None)
         return model_inputs

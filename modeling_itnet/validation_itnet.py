@@ -1,3 +1,16 @@
+# Copyright 2026 The modeling_itnet Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """Input validation and checkpoint forensics of the ITNet models: each check raises a clear error naming the
 argument and what was expected. Value checks (token ids in range, 0/1 masks, label ranges) are skipped while
 `torch.compile` or `torch.export` traces; shapes and dtypes are checked always."""

@@ -1,0 +1,90 @@
+"""sentence-transformers and setfit on an ITNet encoder checkpoint, as their docs build a model from a Hugging Face
+folder (`models.Transformer(DIR)` + `models.Pooling`): `encode()` equals the mean pooling of `ITNetModel` by hand,
+training lowers the loss, and save/load is exact. setfit builds its model from the same folder, trains and predicts, and reloads to the same predictions."""
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoTokenizer
+
+from modeling_itnet import ITNetConfig, ITNetModel, tokenizer_path
+
+PAIRS = {
+    "anchor": ["a witty film", "a dull film", "the king of denmark", "to be or not to be"] * 4,
+    "positive": ["a clever movie", "a boring movie", "hamlet's kingdom", "the question of being"] * 4,
+}
+
+
+@pytest.fixture(scope="module")
+def encoder_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("itnet-encoder")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path())
+    torch.manual_seed(0)
+    config = ITNetConfig(
+        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
+        spectral_num_frequencies=4, spectral_mlp_size=8, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    ITNetModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def sentence_model(folder):
+    from sentence_transformers import SentenceTransformer, models
+
+    word = models.Transformer(str(folder))
+    return SentenceTransformer(modules=[word, models.Pooling(word.get_embedding_dimension(), "mean")], device="cpu")
+
+
+def test_encode_equals_the_mean_pooling_by_hand(encoder_folder):
+    model = sentence_model(encoder_folder)
+    texts = ["a witty film", "to be or not to be, that is the question"]
+    encoded = model.encode(texts, convert_to_tensor=True)
+    tokenizer = AutoTokenizer.from_pretrained(encoder_folder)
+    itnet = ITNetModel.from_pretrained(encoder_folder).eval()
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = itnet(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    torch.testing.assert_close(encoded, (hidden * mask).sum(1) / mask.sum(1), atol=1e-5, rtol=1e-5)
+
+
+def test_training_lowers_the_loss_and_save_load_is_exact(encoder_folder, tmp_path):
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    model = sentence_model(encoder_folder)
+    loss = MultipleNegativesRankingLoss(model)
+    data = Dataset.from_dict(PAIRS)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path / "run"), max_steps=20, per_device_train_batch_size=4, learning_rate=3e-3,
+        logging_steps=1, report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True, seed=0,
+    )  # fmt: skip
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
+    trainer.train()
+    history = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert sum(history[-5:]) / 5 < 0.5 * sum(history[:5]) / 5, history
+    model.save(str(tmp_path / "saved"))
+    reloaded = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
+    texts = ["a witty film", "hamlet's kingdom"]
+    assert torch.equal(model.encode(texts, convert_to_tensor=True), reloaded.encode(texts, convert_to_tensor=True))
+
+
+def test_setfit_trains_and_predicts(encoder_folder, tmp_path):
+    import setfit
+
+    texts = ["a witty film", "a charming story", "a clever movie", "a dull film", "a boring story", "a tedious movie"]
+    data = Dataset.from_dict({"text": texts * 2, "label": [1, 1, 1, 0, 0, 0] * 2})
+    model = setfit.SetFitModel.from_pretrained(str(encoder_folder))  # a Hugging Face folder, as setfit's docs
+    args = setfit.TrainingArguments(output_dir=str(tmp_path / "run"), batch_size=4, num_epochs=1, max_steps=10, seed=0)
+    trainer = setfit.Trainer(model=model, args=args, train_dataset=data)
+    trainer.train()
+    predictions = model.predict(texts)
+    assert (torch.as_tensor(predictions) == torch.tensor([1, 1, 1, 0, 0, 0])).float().mean() >= 5 / 6
+    model.save_pretrained(str(tmp_path / "saved"))
+    reloaded = setfit.SetFitModel.from_pretrained(str(tmp_path / "saved"))
+    assert reloaded.predict(texts).tolist() == predictions.tolist()
