@@ -210,7 +210,10 @@ def test_kernels_are_the_same_function_of_the_offset_when_the_grid_changes():
     mixer = model.itnet.layers[0].mixer
     scale = (float(model.config.grid_size),) * 2
     for generator in (mixer.branches["spectral"].kernel, mixer.branches["softmax"].bias_kernel):
-        small, large = generator((4, 4), scale), generator((6, 6), scale)  # offsets -3..3 and -5..5 per axis
+        small, large = (
+            generator.on_grid((4, 4), scale, None),
+            generator.on_grid((6, 6), scale, None),
+        )  # offsets -3..3, -5..5
         torch.testing.assert_close(large[2:9, 2:9], small, atol=1e-6, rtol=1e-6)
 
 
