@@ -9,6 +9,7 @@ API that `huggingface_hub` 2.x's `create_repo`, `create_commit` (what `push_to_h
     POST /api/models/{id}/preupload/{rev}      every file is uploaded "regular" (inline), so no LFS endpoint is needed
     POST /api/models/{id}/commit/{rev}         NDJSON: a header line, then `file` (base64) / `deletedFile` lines
     GET  /api/models/{id}[/revision/{rev}]     repo info: `sha` and `siblings`
+    (and the same under /api/datasets/ and /datasets/{id}/resolve/: dataset repos, for `load_dataset` by Hub name)
     GET  /api/models/{id}/tree/{rev}[/{path}]  a folder's entries (transformers lists `additional_chat_templates/`)
     POST /api/models/{id}/paths-info/{rev}     size and oid of `paths` (what the `olah` proxy asks before a download)
     HEAD/GET /{id}/resolve/{rev}/{path}        file bytes with `X-Repo-Commit` and `ETag` (the git blob sha1)
@@ -123,6 +124,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str):
         path = urlsplit(self.path).path
         self.server.hub.requests.append((method, path))
+        # dataset repos: the same API under /api/datasets/ and /datasets/, stored as "datasets/<id>"
+        self.kind = "model"
+        for prefix, replacement in (("/api/datasets/", "/api/models/"), ("/datasets/", "/")):
+            if path.startswith(prefix):
+                self.kind, path = "dataset", replacement + path[len(prefix) :]
+                break
         self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         for route_method, pattern, name in ROUTES:
             match = re.fullmatch(pattern, path)
@@ -147,20 +154,24 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, code: str, message: str):
         self._reply(status, {"error": message}, headers={"X-Error-Code": code, "X-Error-Message": message})
 
+    def _key(self, repo: str) -> str:
+        return f"datasets/{repo}" if self.kind == "dataset" else repo
+
     def _repo_or_error(self, repo: str) -> Repo | None:
-        if repo not in self.server.hub.repos:
+        if self._key(repo) not in self.server.hub.repos:
             self._error(404, "RepoNotFound", "Repository not found")
-        return self.server.hub.repos.get(repo)
+        return self.server.hub.repos.get(self._key(repo))
 
     # --- routes ---
 
     def create_repo(self):
         payload = json.loads(self.body)
         repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
-        url = f"{self.server.hub.url}/{repo_id}"
-        if repo_id in self.server.hub.repos:
-            return self._reply(409, {"error": "You already created this model repo", "url": url})
-        self.server.hub.repos[repo_id] = Repo()
+        self.kind = "dataset" if payload.get("type") == "dataset" else "model"
+        url = f"{self.server.hub.url}/{'datasets/' if self.kind == 'dataset' else ''}{repo_id}"
+        if self._key(repo_id) in self.server.hub.repos:
+            return self._reply(409, {"error": f"You already created this {self.kind} repo", "url": url})
+        self.server.hub.repos[self._key(repo_id)] = Repo()
         self._reply(200, {"url": url, "name": repo_id})
 
     def validate_yaml(self):
@@ -195,7 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
         if (found := self._commit_or_error(repo, rev)) is None:
             return
         sha, siblings = found[0], [{"rfilename": path} for path in sorted(found[1])]
-        self._reply(200, {"id": repo, "modelId": repo, "sha": sha, "siblings": siblings, "private": False, "tags": []})
+        info = {"id": repo, "sha": sha, "siblings": siblings, "private": False, "tags": [], "downloads": 0}
+        self._reply(200, {**info, "modelId": repo} if self.kind == "model" else info)
 
     def _commit_or_error(self, repo: str, rev: str) -> tuple[str, dict[str, bytes]] | None:
         """(sha, files) of `rev` of `repo`, or None after answering 404 RepoNotFound / RevisionNotFound."""
