@@ -2,6 +2,8 @@
 folder (`models.Transformer(DIR)` + `models.Pooling`): `encode()` equals the mean pooling of `ITNetModel` by hand,
 training lowers the loss, and save/load is exact. setfit builds its model from the same folder, trains and predicts, and reloads to the same predictions."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from datasets import Dataset
@@ -88,3 +90,46 @@ def test_setfit_trains_and_predicts(encoder_folder, tmp_path):
     model.save_pretrained(str(tmp_path / "saved"))
     reloaded = setfit.SetFitModel.from_pretrained(str(tmp_path / "saved"))
     assert reloaded.predict(texts).tolist() == predictions.tolist()
+
+
+def test_saved_models_load_without_the_package(encoder_folder, tmp_path):
+    """The saved sentence-transformers and setfit folders hold ITNet's module files (remote code): where
+    `modeling_itnet` is not installed they load with `trust_remote_code=True` and give the same embeddings and
+    predictions."""
+    import json
+    import subprocess
+    import sysconfig
+
+    import setfit
+    from test_remote_code import isolated_env, make_isolated_python
+
+    texts = ["a witty film", "a dull film", "hamlet's kingdom"]
+    model = sentence_model(encoder_folder)
+    model.save(str(tmp_path / "st"))
+    classifier = setfit.SetFitModel.from_pretrained(str(encoder_folder))
+    data = Dataset.from_dict({"text": texts * 4, "label": [1, 0, 1] * 4})
+    setfit.Trainer(
+        model=classifier,
+        args=setfit.TrainingArguments(output_dir=str(tmp_path / "run"), batch_size=4, max_steps=4, seed=0),
+        train_dataset=data,
+    ).train()
+    classifier.save_pretrained(str(tmp_path / "setfit"))
+    python = make_isolated_python(tmp_path / "venv", Path(sysconfig.get_paths()["purelib"]))
+    script = (
+        "import json, sys\n"
+        "from sentence_transformers import SentenceTransformer\n"
+        "from setfit import SetFitModel\n"
+        "texts = json.loads(sys.argv[3])\n"
+        "st = SentenceTransformer(sys.argv[1], trust_remote_code=True, device='cpu')\n"
+        "fit = SetFitModel.from_pretrained(sys.argv[2], trust_remote_code=True)\n"
+        "assert 'modeling_itnet' not in sys.modules\n"
+        "print(json.dumps([st.encode(texts).tolist(), fit.predict(texts).tolist()]))\n"
+    )
+    done = subprocess.run(
+        [python, "-c", script, str(tmp_path / "st"), str(tmp_path / "setfit"), json.dumps(texts)],
+        env=isolated_env(tmp_path), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    embeddings, predictions = json.loads(done.stdout.strip().splitlines()[-1])
+    assert torch.equal(torch.tensor(embeddings), torch.tensor(model.encode(texts)))
+    assert predictions == classifier.predict(texts).tolist()
