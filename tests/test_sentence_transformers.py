@@ -82,9 +82,14 @@ def test_setfit_trains_and_predicts(encoder_folder, tmp_path):
     texts = ["a witty film", "a charming story", "a clever movie", "a dull film", "a boring story", "a tedious movie"]
     data = Dataset.from_dict({"text": texts * 2, "label": [1, 1, 1, 0, 0, 0] * 2})
     model = setfit.SetFitModel.from_pretrained(str(encoder_folder))  # a Hugging Face folder, as setfit's docs
-    args = setfit.TrainingArguments(output_dir=str(tmp_path / "run"), batch_size=4, num_epochs=1, max_steps=10, seed=0)
+    args = setfit.TrainingArguments(
+        output_dir=str(tmp_path / "run"), batch_size=4, num_epochs=1, max_steps=40, body_learning_rate=1e-3,
+        logging_steps=1, seed=0,
+    )  # fmt: skip
     trainer = setfit.Trainer(model=model, args=args, train_dataset=data)
     trainer.train()
+    losses = [e["embedding_loss"] for e in trainer.st_trainer.state.log_history if "embedding_loss" in e]
+    assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10, losses  # the contrastive loss of the body
     predictions = model.predict(texts)
     assert (torch.as_tensor(predictions) == torch.tensor([1, 1, 1, 0, 0, 0])).float().mean() >= 5 / 6
     model.save_pretrained(str(tmp_path / "saved"))
