@@ -29,6 +29,26 @@ TINY = {
 }
 
 
+def tokenizer_config(tokenizer, **overrides) -> ITNetConfig:
+    """A tiny ITNet config over a real tokenizer's vocabulary and special token ids, for the tests of the libraries
+    that load checkpoints with their tokenizer (lm-eval, TRL, sentence-transformers, setfit, evaluate)."""
+    defaults = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    sizes = {
+        "hidden_size": 16,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 24,
+        "spectral_num_frequencies": 4,
+        "spectral_mlp_size": 8,
+    }
+    return ITNetConfig(**{**sizes, **defaults, **overrides})
+
+
 def tiny_builders(**defaults):
     """`(tiny_config, build)` for a test file: `tiny_config(**overrides)` is an `ITNetConfig` of `TINY`, then the
     file's `defaults`, then `overrides`; `build(model_class, seed=0, **overrides)` seeds torch and returns

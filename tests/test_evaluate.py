@@ -7,9 +7,10 @@ from pathlib import Path
 import evaluate
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
+from itnet_testing import tokenizer_config
 from transformers import AutoTokenizer, pipeline
 
-from modeling_itnet import ITNetConfig, ITNetForSequenceClassification, tokenizer_path
+from modeling_itnet import ITNetForSequenceClassification, tokenizer_path
 
 ACCURACY = Path(__file__).resolve().parents[1] / "examples" / "metrics" / "accuracy"
 TEXTS = ["a witty film", "a dull film", "a charming story", "a boring story", "a clever movie", "a tedious movie"]
@@ -18,11 +19,9 @@ TEXTS = ["a witty film", "a dull film", "a charming story", "a boring story", "a
 def test_evaluator_on_a_folder_path_equals_the_hand_accuracy(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path())
     torch.manual_seed(0)
-    config = ITNetConfig(
-        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24,
-        spectral_num_frequencies=4, spectral_mlp_size=8, num_labels=2, id2label={0: "neg", 1: "pos"},
-        label2id={"neg": 0, "pos": 1}, pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
+    config = tokenizer_config(
+        tokenizer, num_hidden_layers=1, num_labels=2, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1}
+    )
     model = ITNetForSequenceClassification(config).eval()
     with torch.no_grad():
         model.classifier.weight.normal_(0, 1.0)  # predictions that differ between texts

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from hub_server import LoopbackHub, Repo
 from offline_data import EASY_VQA_ANSWERS, load_offline
+from test_examples import COMMON, EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-COMMON = ["--use_cpu", "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true", "--seed", "0"]
 STEPS = ["--do_train", "--do_eval", "--max_steps", "3", "--per_device_train_batch_size", "8",
          "--max_train_samples", "32", "--max_eval_samples", "16"]  # fmt: skip
 

@@ -7,9 +7,10 @@ import json
 
 import pytest
 import torch
+from itnet_testing import tokenizer_config
 from transformers import AutoTokenizer
 
-from modeling_itnet import CAUSAL_TOKENIZER, ITNetConfig, ITNetForCausalLM, tokenizer_path
+from modeling_itnet import CAUSAL_TOKENIZER, ITNetForCausalLM, tokenizer_path
 
 QUESTIONS = [
     {"question": "the play is a", "choices": ["comedy", "tragedy", "history"], "answer": 1},
@@ -37,11 +38,7 @@ def checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("itnet-clm")
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path(CAUSAL_TOKENIZER))
     torch.manual_seed(0)
-    config = ITNetConfig(
-        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
-        is_causal=True, spectral_num_frequencies=4, spectral_mlp_size=8, kernel_families=["spectral", "low_rank"],
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
+    config = tokenizer_config(tokenizer, is_causal=True, kernel_families=["spectral", "low_rank"])
     model = ITNetForCausalLM(config).eval()
     with torch.no_grad():
         for parameter in model.parameters():  # away from the near-uniform initial distribution

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
+from itnet_testing import tokenizer_config
 from transformers import AutoTokenizer
 
-from modeling_itnet import ITNetConfig, ITNetModel, tokenizer_path
+from modeling_itnet import ITNetModel, tokenizer_path
 
 PAIRS = {
     "anchor": ["a witty film", "a dull film", "the king of denmark", "to be or not to be"] * 4,
@@ -22,10 +23,7 @@ def encoder_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("itnet-encoder")
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path())
     torch.manual_seed(0)
-    config = ITNetConfig(
-        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
-        spectral_num_frequencies=4, spectral_mlp_size=8, pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
+    config = tokenizer_config(tokenizer)
     ITNetModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -5,20 +5,17 @@ causal tokenizer adds no `[CLS] … [SEP]` template that would double it)."""
 import pytest
 import torch
 from datasets import Dataset
+from itnet_testing import tokenizer_config
 from transformers import AutoTokenizer
 
-from modeling_itnet import CAUSAL_TOKENIZER, ITNetConfig, ITNetForCausalLM, tokenizer_path
+from modeling_itnet import CAUSAL_TOKENIZER, ITNetForCausalLM, tokenizer_path
 
 TEXTS = ["to be or not to be", "the king of denmark", "a witty and charming film", "all the world's a stage"]
 
 
 def tiny_lm(tokenizer) -> ITNetForCausalLM:
     torch.manual_seed(0)
-    config = ITNetConfig(
-        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
-        is_causal=True, spectral_num_frequencies=4, spectral_mlp_size=8, kernel_families=["spectral", "low_rank"],
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
+    config = tokenizer_config(tokenizer, is_causal=True, kernel_families=["spectral", "low_rank"])
     return ITNetForCausalLM(config)
 
 
