@@ -38,6 +38,13 @@ VARIANTS = {
     "gate=+2": {"gate_bias_init": 2.0},
     "gate=-2": {"gate_bias_init": -2.0},
     "itnet-tiny": None,  # the previous shared preset, as it was
+    # per-modality readouts (`modality_pooling`) and a per-point MLP stem: issue 16's next ablation
+    "image=max": {"modality_pooling": {"image": "max"}},
+    "image=max,stem=16": {"modality_pooling": {"image": "max"}, "image_stem_channels": 16},
+    "points=mean": {"modality_pooling": {"points": "mean"}, "point_cls_token": False},
+    "points=max": {"modality_pooling": {"points": "max"}, "point_cls_token": False},
+    "points=mean,pstem=64": {"modality_pooling": {"points": "mean"}, "point_cls_token": False, "point_stem_size": 64},
+    "points=max,pstem=64": {"modality_pooling": {"points": "max"}, "point_cls_token": False, "point_stem_size": 64},
 }
 CAUSAL_ONLY = {"+recurrent"}  # the recurrent family keeps a state only with causal kernels: the LM task alone
 

@@ -41,6 +41,7 @@ run), `<output>_summary.csv` (mean ± std, with the plateau check), `<output>.pn
 
 import argparse
 import csv
+import json
 import math
 import multiprocessing
 import statistics
@@ -477,6 +478,8 @@ def main():
     parser.add_argument("--lr_grid", nargs="*", type=float, default=None, help=f"default {LR_GRID} (quick: 1e-3)")
     parser.add_argument("--lr_from", default=None, help="an earlier run's _lr.csv: reuse its chosen rates")
     parser.add_argument("--preset", default="itnet-unified", help="the shared ITNet preset")
+    parser.add_argument("--overrides", type=json.loads, default={},
+                        help='JSON of ITNetConfig fields over the preset, e.g. \'{"point_stem_size": 64}\'')  # fmt: skip
     parser.add_argument("--quick", action="store_true", help=f"CI: {QUICK_STEPS} steps, 1 seed, small eval splits")
     parser.add_argument("--workers", type=int, default=2, help="processes of one thread each")
     parser.add_argument(
@@ -485,7 +488,7 @@ def main():
     args = parser.parse_args()
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
     run(args.tasks, seeds, args.budget, args.lr_grid, args.lr_from, args.quick, args.output, args.workers,
-        {"preset": args.preset})  # fmt: skip
+        {"preset": args.preset, "overrides": args.overrides})  # fmt: skip
 
 
 if __name__ == "__main__":

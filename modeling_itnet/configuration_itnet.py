@@ -23,6 +23,8 @@ KERNEL_FAMILIES = ("spectral", "local", "low_rank", "softmax", "recurrent", "ssm
 HIDDEN_ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu", "swish", "tanh")
 
 GATE_ACTIVATIONS = ("sigmoid", "silu", "linear")
+POOLING_MODALITIES = ("text", "image", "image_text", "points")
+"""The keys of `modality_pooling`: text alone, images alone, image + text, point clouds."""
 """Activations of the mixer's per-family gates: `sigmoid` (native ITNet), `silu` (Mamba's output gate), `linear`
 (`W u + b`; a constant gate of exactly 1 or 0 is then representable, which converted models use)."""
 
@@ -114,12 +116,18 @@ class ITNetConfig(PreTrainedConfig):
         image_stem_channels (`int`, defaults to 0): if > 0, a convolutional stem of two 3 x 3 convolutions with this
             many channels (and GELU) runs on the pixels before the patch projection (see `ITNetPatchEmbeddings`);
             0: the plain patch projection (ViT's).
+        point_stem_size (`int`, defaults to 0): if > 0, a per-point MLP stem (PointNet's shared MLP) of two layers
+            of this width (and GELU) runs on `[x, y, z, features]` before the point projection (see
+            `ITNetPointEmbeddings`); 0: the plain linear projection.
         gate_bias_init (`float`, defaults to 0.0): initial bias of the mixer's per-family gates (0 with the sigmoid:
             every family starts half open; > 0 opens them, < 0 closes them).
         pooling (`str`, defaults to `"mean"`): `pooler_output` is the masked mean of the final states (`"mean"`),
             the first token's state (`"first"`: BERT's `[CLS]`, ViT's class token), their per-channel maximum over
             the real tokens (`"max"`, PointNet's readout) or a learned attention pooling `Σ_j softmax_j(a·h_j) h_j`
             over the real tokens (`"attention"`, a mean at initialisation).
+        modality_pooling (`dict[str, str]`, optional): a pooling per input modality, overriding `pooling` for the
+            modalities it names: keys among `"text"`, `"image"`, `"image_text"` and `"points"`, values as `pooling`
+            (e.g. `{"image": "max", "points": "mean"}`: one trunk, each modality read out its own way).
         pooler_activation (`str`, optional): if set, `pooler_output` goes through a dense layer and this activation
             (BERT and ViT: `"tanh"`).
         gate_activation (`str`, defaults to `"sigmoid"`): activation of the mixer's per-family gates, one of
@@ -183,8 +191,10 @@ class ITNetConfig(PreTrainedConfig):
     image_cls_token: bool = False
     image_stem_channels: int = 0
     point_cls_token: bool = False
+    point_stem_size: int = 0
     gate_bias_init: float | int = 0.0
     pooling: str = "mean"
+    modality_pooling: dict[str, str] | None = None
     pooler_activation: str | None = None
     gate_activation: str = "sigmoid"
     value_size: int | None = None
@@ -237,6 +247,7 @@ class ITNetConfig(PreTrainedConfig):
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
         non_negative = (
             "intermediate_size", "type_vocab_size", "short_conv_size", "recurrent_dt_rank", "image_stem_channels",
+            "point_stem_size",
         )  # fmt: skip
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -254,6 +265,13 @@ class ITNetConfig(PreTrainedConfig):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"`{name}` must be one of {allowed}, got {getattr(self, name)!r}.")
+        for modality, pooling in (self.modality_pooling or {}).items():
+            if modality not in POOLING_MODALITIES:
+                raise ValueError(f"`modality_pooling` keys must be among {POOLING_MODALITIES}, got {modality!r}.")
+            if pooling not in choices["pooling"]:
+                raise ValueError(
+                    f"`modality_pooling[{modality!r}]` must be one of {choices['pooling']}, got {pooling!r}."
+                )
         if self.pooler_activation is not None and self.pooler_activation not in HIDDEN_ACTIVATIONS:
             raise ValueError(
                 f"`pooler_activation` must be None (no pooler layer) or one of {HIDDEN_ACTIVATIONS}, got "
@@ -310,4 +328,4 @@ class ITNetConfig(PreTrainedConfig):
         return self.image_size // self.patch_size
 
 
-__all__ = ["GATE_ACTIVATIONS", "KERNEL_FAMILIES", "ITNetConfig"]
+__all__ = ["GATE_ACTIVATIONS", "KERNEL_FAMILIES", "POOLING_MODALITIES", "ITNetConfig"]

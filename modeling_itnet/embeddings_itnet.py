@@ -139,13 +139,20 @@ class ITNetPatchEmbeddings(nn.Module):
 
 class ITNetPointEmbeddings(nn.Module):
     """Point tokens: coordinates `points [B, N, 3]` and optional `point_features [B, N, F]` → `[B, N, D]`, a linear
-    map of `[x, y, z, features]` (PointNet's first layer). Positions also enter the kernels as offsets. With
-    `cls_token`, the model prepends this learned readout token (at the points' centroid) to every cloud."""
+    map of `[x, y, z, features]` (PointNet's first layer). With `stem_size > 0`, a shared per-point MLP first (two
+    layers `3 + F → S → S`, each followed by GELU; PointNet's shared MLP), then the projection from `S`. Positions
+    also enter the kernels as offsets. With `cls_token`, the model prepends this learned readout token (at the
+    points' centroid) to every cloud."""
 
-    def __init__(self, feature_size: int, hidden_size: int, cls_token: bool = False):
+    def __init__(self, feature_size: int, hidden_size: int, cls_token: bool = False, stem_size: int = 0):
         super().__init__()
         self.feature_size = feature_size
-        self.projection = nn.Linear(3 + feature_size, hidden_size)
+        self.stem = None
+        if stem_size:
+            self.stem = nn.Sequential(
+                nn.Linear(3 + feature_size, stem_size), nn.GELU(), nn.Linear(stem_size, stem_size), nn.GELU()
+            )
+        self.projection = nn.Linear(stem_size or 3 + feature_size, hidden_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_size)) if cls_token else None
 
     def forward(self, points: torch.Tensor, point_features: torch.Tensor | None = None) -> torch.Tensor:
@@ -168,7 +175,10 @@ class ITNetPointEmbeddings(nn.Module):
                     f"`point_features` must have shape {expected} (`config.point_feature_size`), got {got}."
                 )
             points = torch.cat([points, point_features.to(points.dtype)], dim=-1)
-        return self.projection(points.to(self.projection.weight.dtype))
+        points = points.to(self.projection.weight.dtype)
+        if self.stem is not None:
+            points = self.stem(points)
+        return self.projection(points)
 
 
 __all__ = ["ITNetPatchEmbeddings", "ITNetPointEmbeddings", "ITNetTextEmbeddings"]

@@ -384,7 +384,10 @@ class ITNetModel(ITNetPreTrainedModel):
                 raise ValueError("Point clouds have no grid for the short convolution: set `short_conv_size=0`.")
             position_dims = 3
             self.point_embeddings = ITNetPointEmbeddings(
-                config.point_feature_size, config.hidden_size, cls_token=config.point_cls_token
+                config.point_feature_size,
+                config.hidden_size,
+                cls_token=config.point_cls_token,
+                stem_size=config.point_stem_size,
             )
         self.layers = nn.ModuleList(
             [ITNetLayer(config, layer_idx, families, position_dims) for layer_idx in range(config.num_hidden_layers)]
@@ -393,7 +396,8 @@ class ITNetModel(ITNetPreTrainedModel):
         # CODEPATH: norm_position "pre": native ITNet, converted ViT, GPT-2, Mamba; "post": converted BERT.
         self.norm = make_norm(config) if config.norm_position == "pre" else nn.Identity()
         # CODEPATH: pooling "attention": the ablations of benchmarks/ablate_unified.py; mean/first/max: the presets.
-        self.attention_pool = nn.Linear(config.hidden_size, 1) if config.pooling == "attention" else None
+        poolings = {config.pooling, *(config.modality_pooling or {}).values()}
+        self.attention_pool = nn.Linear(config.hidden_size, 1) if "attention" in poolings else None
         # CODEPATH: pooler_activation "tanh": converted BERT (its pooler); None: native ITNet.
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if config.pooler_activation else None
         # CODEPATH: as the pooler above.
@@ -609,15 +613,16 @@ class ITNetModel(ITNetPreTrainedModel):
                 mask = torch.cat([mask.new_ones(len(points), 1), mask], dim=1)
         return hidden_states, mask, {"positions": positions}
 
-    def _pool(self, hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """`[B, N, D] -> [B, D]` over the real tokens (`mask` `[B, N]`, 1 real, 0 padding), by `config.pooling`:
+    def _pool(self, hidden_states: torch.Tensor, mask: torch.Tensor | None, modality: str) -> torch.Tensor:
+        """`[B, N, D] -> [B, D]` over the real tokens (`mask` `[B, N]`, 1 real, 0 padding), by
+        `config.modality_pooling[modality]` if set, else `config.pooling`:
 
         - `"mean"`:      `Σ_j w_j h_j / Σ_j w_j`
         - `"first"`:     `h_0` (BERT's `[CLS]`, ViT's class token)
         - `"max"`:       `max_j h_j` per channel over the real tokens (PointNet's readout)
         - `"attention"`: `Σ_j softmax_j(a·h_j + log w_j) h_j`, `a` learned (a mean at initialisation)
         """
-        pooling = self.config.pooling
+        pooling = (self.config.modality_pooling or {}).get(modality, self.config.pooling)
         if pooling == "first":
             return hidden_states[:, 0]
         if pooling == "max":
@@ -717,7 +722,11 @@ class ITNetModel(ITNetPreTrainedModel):
         if cache is not None:
             cache.seen_tokens += hidden_states.shape[1]
         hidden_states = self.norm(hidden_states)
-        pooled = self._pool(hidden_states, mask)
+        text = input_ids is not None or inputs_embeds is not None
+        modality = (
+            "points" if points is not None else "text" if pixel_values is None else "image_text" if text else "image"
+        )
+        pooled = self._pool(hidden_states, mask, modality)
         if self.pooler is not None:
             pooled = self.pooler_act(self.pooler(pooled))
         return ITNetModelOutput(last_hidden_state=hidden_states, pooler_output=pooled, **cache_output(cache))
