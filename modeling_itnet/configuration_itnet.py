@@ -14,6 +14,9 @@
 """ITNet model configuration."""
 
 import math
+from typing import ClassVar, Literal
+
+from huggingface_hub.errors import StrictDataclassError
 
 from .compat_itnet import PreTrainedConfig, strict
 
@@ -23,6 +26,8 @@ KERNEL_FAMILIES = ("spectral", "local", "low_rank", "softmax", "recurrent", "ssm
 HIDDEN_ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu", "swish", "tanh")
 
 GATE_ACTIVATIONS = ("sigmoid", "silu", "linear")
+POOLINGS = ("mean", "first", "max", "attention")
+"""Readouts of `pooling` and `modality_pooling` (see `ITNetModel._pool`)."""
 POOLING_MODALITIES = ("text", "image", "image_text", "points")
 """The keys of `modality_pooling`: text alone, images alone, image + text, point clouds."""
 """Activations of the mixer's per-family gates: `sigmoid` (native ITNet), `silu` (Mamba's output gate), `linear`
@@ -69,9 +74,11 @@ class ITNetConfig(PreTrainedConfig):
             sliding window of `window_softmax_size` tokens, O(N·W)). See `branches_itnet.FAMILIES`.
         is_causal (`bool`, defaults to `False`): restrict every kernel to `K(x_i, x_j) = 0` for `j > i`
             (raster order on the 2-D grid).
-        spectral_num_frequencies (`int`, defaults to 16): Fourier frequencies per offset coordinate fed to the
-            spectral kernel MLP.
-        spectral_mlp_size (`int`, defaults to 64): hidden width of the spectral kernel MLP.
+        kernel_num_frequencies (`int`, defaults to 16): Fourier frequencies per offset coordinate fed to the
+            generated kernels: the `"spectral"` kernel MLP, the `"softmax"` relative-position bias and the `"mlp"`
+            kernel. Saved as `spectral_num_frequencies` before; that name still loads (`attribute_map`).
+        kernel_mlp_size (`int`, defaults to 64): hidden width of the same generated kernels' MLPs. Saved as
+            `spectral_mlp_size` before; that name still loads.
         local_window (`int`, defaults to 3): side `W` of the `"local"` family's window of offsets (`W` taps on a
             sequence, `W x W` on the patch grid).
         window_softmax_size (`int`, defaults to 64): window `W` of the `"window_softmax"` family: token `i` attends
@@ -154,6 +161,11 @@ class ITNetConfig(PreTrainedConfig):
     """
 
     model_type = "itnet"
+    # the generated kernels' settings, under their names before they were shared by three families
+    attribute_map: ClassVar[dict[str, str]] = {
+        "spectral_num_frequencies": "kernel_num_frequencies",
+        "spectral_mlp_size": "kernel_mlp_size",
+    }
 
     vocab_size: int = 8192
     hidden_size: int = 256
@@ -170,22 +182,22 @@ class ITNetConfig(PreTrainedConfig):
     initializer_range: float = 0.02
     kernel_families: list[str] | tuple[str, ...] = ("spectral", "low_rank")
     is_causal: bool = False
-    spectral_num_frequencies: int = 16
-    spectral_mlp_size: int = 64
+    kernel_num_frequencies: int = 16
+    kernel_mlp_size: int = 64
     local_window: int = 3
     window_softmax_size: int = 64
     softmax_relative_bias: bool = True
     state_size: int = 16
-    recurrent_discretization: str = "euler"
+    recurrent_discretization: Literal["euler", "zoh"] = "euler"
     mlp_kernel_samples: int = 0
     mlp_kernel_tile_size: int = 128
     kernel_spectral_norm: bool = False
     tie_word_embeddings: bool = True
     max_num_images: int = 2
     point_feature_size: int = 0
-    norm_position: str = "pre"
-    norm_type: str = "layer_norm"
-    position_embedding_type: str = "relative"
+    norm_position: Literal["pre", "post"] = "pre"
+    norm_type: Literal["layer_norm", "rms_norm"] = "layer_norm"
+    position_embedding_type: Literal["relative", "absolute"] = "relative"
     type_vocab_size: int = 0
     embedding_norm: bool = False
     image_cls_token: bool = False
@@ -193,13 +205,13 @@ class ITNetConfig(PreTrainedConfig):
     point_cls_token: bool = False
     point_stem_size: int = 0
     gate_bias_init: float | int = 0.0
-    pooling: str = "mean"
+    pooling: Literal[POOLINGS] = "mean"
     modality_pooling: dict[str, str] | None = None
     pooler_activation: str | None = None
-    gate_activation: str = "sigmoid"
+    gate_activation: Literal[GATE_ACTIVATIONS] = "sigmoid"
     value_size: int | None = None
     short_conv_size: int = 0
-    recurrent_decay: str = "head"
+    recurrent_decay: Literal["head", "channel"] = "head"
     recurrent_dt_rank: int = 0
 
     def __post_init__(self, **kwargs):
@@ -211,10 +223,11 @@ class ITNetConfig(PreTrainedConfig):
     @classmethod
     def from_dict(cls, config_dict, **kwargs):
         """`PreTrainedConfig.from_dict`; an invalid configuration (as read from a `config.json`) raises the
-        `ValueError` of `validate_architecture`, naming the field and, when known, the checkpoint it came from."""
+        `ValueError` of `validate_architecture` (or of a field's type, e.g. a `Literal` choice), naming the field and,
+        when known, the checkpoint it came from."""
         try:
             return super().from_dict(config_dict, **kwargs)
-        except ValueError as error:
+        except (ValueError, StrictDataclassError) as error:
             source = kwargs.get("name_or_path") or config_dict.get("_name_or_path") or config_dict.get("name_or_path")
             where = f"{source}/config.json" if source else "config.json (or config dict)"
             raise ValueError(f"Invalid ITNet configuration in {where}: {error}") from error
@@ -230,8 +243,8 @@ class ITNetConfig(PreTrainedConfig):
             "image_size",
             "patch_size",
             "num_channels",
-            "spectral_num_frequencies",
-            "spectral_mlp_size",
+            "kernel_num_frequencies",
+            "kernel_mlp_size",
             "local_window",
             "window_softmax_size",
             "state_size",
@@ -254,24 +267,11 @@ class ITNetConfig(PreTrainedConfig):
                 raise ValueError(f"`{name}` must be >= 0 (0: none), got {getattr(self, name)}.")
         if self.value_size is not None and self.value_size <= 0:
             raise ValueError(f"`value_size` must be a positive integer or None (hidden_size), got {self.value_size}.")
-        choices = {
-            "norm_position": ("pre", "post"),
-            "norm_type": ("layer_norm", "rms_norm"),
-            "position_embedding_type": ("relative", "absolute"),
-            "pooling": ("mean", "first", "max", "attention"),
-            "gate_activation": GATE_ACTIVATIONS,
-            "recurrent_decay": ("head", "channel"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"`{name}` must be one of {allowed}, got {getattr(self, name)!r}.")
         for modality, pooling in (self.modality_pooling or {}).items():
             if modality not in POOLING_MODALITIES:
                 raise ValueError(f"`modality_pooling` keys must be among {POOLING_MODALITIES}, got {modality!r}.")
-            if pooling not in choices["pooling"]:
-                raise ValueError(
-                    f"`modality_pooling[{modality!r}]` must be one of {choices['pooling']}, got {pooling!r}."
-                )
+            if pooling not in POOLINGS:
+                raise ValueError(f"`modality_pooling[{modality!r}]` must be one of {POOLINGS}, got {pooling!r}.")
         if self.pooler_activation is not None and self.pooler_activation not in HIDDEN_ACTIVATIONS:
             raise ValueError(
                 f"`pooler_activation` must be None (no pooler layer) or one of {HIDDEN_ACTIVATIONS}, got "
@@ -284,10 +284,6 @@ class ITNetConfig(PreTrainedConfig):
         if self.mlp_kernel_samples < 0:
             raise ValueError(
                 f"`mlp_kernel_samples` must be >= 0 (0: exact tiled evaluation), got {self.mlp_kernel_samples}."
-            )
-        if self.recurrent_discretization not in ("euler", "zoh"):
-            raise ValueError(
-                f"`recurrent_discretization` must be 'euler' or 'zoh', got {self.recurrent_discretization!r}."
             )
         if not 0.0 <= self.hidden_dropout_prob < 1.0:
             raise ValueError(f"`hidden_dropout_prob` must be in [0, 1), got {self.hidden_dropout_prob}.")
@@ -328,4 +324,4 @@ class ITNetConfig(PreTrainedConfig):
         return self.image_size // self.patch_size
 
 
-__all__ = ["GATE_ACTIVATIONS", "KERNEL_FAMILIES", "POOLING_MODALITIES", "ITNetConfig"]
+__all__ = ["GATE_ACTIVATIONS", "KERNEL_FAMILIES", "POOLINGS", "POOLING_MODALITIES", "ITNetConfig"]

@@ -294,12 +294,15 @@ class ITNetPreTrainedModel(PreTrainedModel):
             module.init_weights(self.config)
         elif isinstance(module, ITNetGate):
             init.constant_(module.bias, self.config.gate_bias_init)
-        elif isinstance(module, ITNetPatchEmbeddings):
-            for parameter in (module.cls_token, module.position_embeddings):
+        elif isinstance(module, (ITNetPatchEmbeddings, ITNetPointEmbeddings)):
+            for parameter in (module.cls_token, getattr(module, "position_embeddings", None)):
                 if parameter is not None:
                     init.trunc_normal_(parameter, std=self.config.initializer_range)
-        elif isinstance(module, ITNetPointEmbeddings) and module.cls_token is not None:
-            init.trunc_normal_(module.cls_token, std=self.config.initializer_range)
+            for layer in module.stem or ():
+                if isinstance(layer, (nn.Linear, nn.Conv2d)):  # PyTorch's default: the raw inputs keep their scale
+                    fan_in = layer.weight[0].numel()
+                    init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
+                    init.uniform_(layer.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
         elif isinstance(module, nn.RMSNorm):
             init.ones_(module.weight)
 

@@ -24,8 +24,8 @@ TINY = {
     "intermediate_size": 48,
     "image_size": 16,
     "patch_size": 4,
-    "spectral_num_frequencies": 4,
-    "spectral_mlp_size": 16,
+    "kernel_num_frequencies": 4,
+    "kernel_mlp_size": 16,
 }
 
 
@@ -43,8 +43,8 @@ def tokenizer_config(tokenizer, **overrides) -> ITNetConfig:
         "num_hidden_layers": 2,
         "num_attention_heads": 2,
         "intermediate_size": 24,
-        "spectral_num_frequencies": 4,
-        "spectral_mlp_size": 8,
+        "kernel_num_frequencies": 4,
+        "kernel_mlp_size": 8,
     }
     return ITNetConfig(**{**sizes, **defaults, **overrides})
 

@@ -35,8 +35,8 @@ def lm_config(families, **overrides) -> ITNetConfig:
         "num_attention_heads": 4,
         "intermediate_size": 48,
         "max_position_embeddings": 128,
-        "spectral_num_frequencies": 4,
-        "spectral_mlp_size": 16,
+        "kernel_num_frequencies": 4,
+        "kernel_mlp_size": 16,
         "local_window": 4,
         "state_size": 8,
         "mlp_kernel_tile_size": 5,  # several tiles in the full forward

@@ -4,6 +4,8 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
+from huggingface_hub.errors import StrictDataclassError
 from itnet_testing import tiny_builders
 from transformers import (
     AutoConfig,
@@ -270,12 +272,67 @@ def test_bad_inputs_raise_clear_errors(kwargs, message):
         ({"hidden_act": "swishy"}, "hidden_act"),
         ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob"),
         ({"layer_norm_eps": 0.0}, "layer_norm_eps"),
-        ({"spectral_num_frequencies": 0}, "spectral_num_frequencies"),
+        ({"kernel_num_frequencies": 0}, "kernel_num_frequencies"),
     ],
 )
 def test_config_rejects_impossible_values_naming_the_field(overrides, field):
     with pytest.raises(ValueError, match=f"`{field}`"):
         tiny_config(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("norm_position", "middle"), ("pooling", "sum"), ("gate_activation", "tanh"), ("recurrent_decay", "token")],
+)
+def test_config_literal_fields_name_the_field_and_its_choices(field, value):
+    with pytest.raises(StrictDataclassError, match=f"'{field}' expected one of"):
+        tiny_config(**{field: value})
+    with pytest.raises(ValueError, match=f"(?s)Invalid ITNet configuration.*'{field}' expected one of"):
+        ITNetConfig.from_dict({**tiny_config().to_dict(), field: value})
+
+
+def test_config_loads_the_generated_kernels_settings_under_their_old_names(tmp_path):
+    config = tiny_config(spectral_num_frequencies=3, spectral_mlp_size=12)
+    assert (config.kernel_num_frequencies, config.kernel_mlp_size) == (3, 12)
+    config.save_pretrained(tmp_path)
+    saved = (tmp_path / "config.json").read_text()
+    assert '"kernel_mlp_size": 12' in saved and "spectral_mlp_size" not in saved
+    old = ITNetConfig.from_dict({**tiny_config().to_dict(), "spectral_mlp_size": 7})
+    assert old.kernel_mlp_size == 7
+
+
+@pytest.mark.parametrize(
+    ("modality_pooling", "message"),
+    [({"pixels": "max"}, "`modality_pooling` keys"), ({"image": "sum"}, r"`modality_pooling\['image'\]`")],
+)
+def test_config_rejects_unknown_modality_poolings(modality_pooling, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(modality_pooling=modality_pooling)
+
+
+def test_modality_pooling_reads_each_modality_its_own_way():
+    model = build(ITNetModel, pooling="mean", modality_pooling={"image": "max", "points": "first"})
+    input_ids = torch.randint(1, 50, (2, 7), generator=torch.Generator().manual_seed(3))
+    pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        text = model(input_ids=input_ids)
+        image = model(pixel_values=pixels)
+    torch.testing.assert_close(text.pooler_output, text.last_hidden_state.mean(1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(image.pooler_output, image.last_hidden_state.amax(1), atol=1e-6, rtol=0)
+
+
+def test_point_stem_is_a_shared_per_point_mlp():
+    model = build(ITNetForPointCloudClassification, kernel_families=["low_rank"], point_stem_size=6, num_labels=3)
+    embeddings = model.itnet.point_embeddings
+    points = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(5))
+    stem = embeddings.stem
+    expected = embeddings.projection(F.gelu(stem[2](F.gelu(stem[0](points)))))
+    torch.testing.assert_close(embeddings(points), expected, atol=1e-6, rtol=0)
+    with torch.no_grad():  # still a function of the set: the order of the points does not matter
+        order = torch.randperm(5, generator=torch.Generator().manual_seed(6))
+        torch.testing.assert_close(
+            model(points=points).logits, model(points=points[:, order]).logits, atol=1e-5, rtol=0
+        )
 
 
 def test_config_round_trips_through_json(tmp_path):
@@ -305,8 +362,8 @@ FIELD_CHANGES = {
     "initializer_range": 0.2,
     "kernel_families": ["low_rank"],
     "is_causal": True,
-    "spectral_num_frequencies": 6,
-    "spectral_mlp_size": 20,
+    "kernel_num_frequencies": 6,
+    "kernel_mlp_size": 20,
     "local_window": 5,
     "window_softmax_size": 2,
     "softmax_relative_bias": False,
@@ -326,8 +383,10 @@ FIELD_CHANGES = {
     "image_cls_token": True,
     "image_stem_channels": 4,
     "point_cls_token": True,
+    "point_stem_size": 4,
     "gate_bias_init": 2.0,
     "pooling": "first",
+    "modality_pooling": {"text": "max"},
     "pooler_activation": "tanh",
     "gate_activation": "silu",
     "value_size": 16,
@@ -348,6 +407,7 @@ FIELD_CONTEXT = {
     "short_conv_size": {"kernel_families": ["spectral"]},
     "recurrent_decay": {"kernel_families": ["recurrent"]},
     "recurrent_dt_rank": {"kernel_families": ["recurrent"], "recurrent_decay": "channel"},
+    "point_stem_size": {"kernel_families": ["low_rank"]},
 }
 
 

@@ -92,8 +92,8 @@ TINY_CONFIG = {
     "patch_size": 4,
     "num_channels": 3,
     "initializer_range": 0.02,
-    "spectral_num_frequencies": 4,
-    "spectral_mlp_size": 16,
+    "kernel_num_frequencies": 4,
+    "kernel_mlp_size": 16,
 }
 
 
