@@ -6,7 +6,8 @@ text (`ITNetModel`, `ITNetForSequenceClassification` on `input_ids`/`attention_m
 `ITNetForImageClassification` on `pixel_values`) and causal language modelling (`ITNetModel` and
 `ITNetForCausalLM` with `is_causal=True`). The causal tester inherits `GenerationTesterMixin`, as upstream requires of
 a model that can generate; that mixin is a stand-in here (the real one is not in the sdist), and
-`tests/test_generation.py` runs ITNet's generation tests.
+`tests/test_generation.py` runs ITNet's generation tests. VQA, NLVR2 and point-cloud testers cover the multimodal
+heads, and one text tester per registered kernel family (`_family_tester`) runs the whole suite over that family alone.
 
 ITNet computes no attention maps (`has_attentions = False`), so upstream skips its tests of attention outputs and
 attention implementations (sdpa, flash, flex) by itself; it also skips what needs an accelerator, deepspeed, RoPE,
@@ -38,6 +39,7 @@ from modeling_itnet import (
     ITNetForVisualQuestionAnswering,
     ITNetModel,
 )
+from modeling_itnet.branches_itnet import FAMILIES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import transformers_suite
@@ -331,3 +333,27 @@ class ITNetPointCloudModelTest(ITNetMultimodalTestsMixin, ModelTesterMixin, unit
     @unittest.skip(reason="`inputs_embeds` replaces `input_ids`; point clouds have none (the text tester runs it)")
     def test_inputs_embeds_matches_input_ids(self):
         pass
+
+
+def _family_tester(family: str) -> type:
+    """The text tester over one registered family alone (`kernel_families=[family]`): upstream's whole suite per
+    family, as timm runs its contract over every registered model. A family registered later gets one by itself."""
+    name = "".join(part.title() for part in family.split("_"))
+    return type(
+        f"ITNet{name}FamilyModelTest",
+        (ITNetClassificationTestsMixin, ModelTesterMixin, unittest.TestCase),
+        {
+            "__doc__": f"Upstream's common tests over `kernel_families=[{family!r}]` (text, bidirectional).",
+            "__module__": __name__,
+            "modality": "text",
+            "classification_class": ITNetForSequenceClassification,
+            "all_model_classes": (ITNetModel, ITNetForSequenceClassification),
+            "tester_kwargs": {"kernel_families": [family]},
+            "config_tester_kwargs": {"hidden_size": 40, "num_attention_heads": 5, "vocab_size": 77},
+        },
+    )
+
+
+for _family in FAMILIES:
+    _tester = _family_tester(_family)
+    globals()[_tester.__name__] = _tester
