@@ -52,6 +52,15 @@ class ITNetTextEmbeddings(nn.Module):
         return embeddings if self.norm is None else self.norm(embeddings)
 
 
+class ITNetStemLinear(nn.Linear):
+    """A layer of the point stem: an `nn.Linear` that `ITNetPreTrainedModel._init_weights` initialises at PyTorch's
+    default scale (`U(±1/√fan_in)`), not at `initializer_range`, so that raw coordinates keep their scale."""
+
+
+class ITNetStemConv2d(nn.Conv2d):
+    """A layer of the image stem: an `nn.Conv2d` initialised at PyTorch's default scale, as `ITNetStemLinear`."""
+
+
 class ITNetPatchEmbeddings(nn.Module):
     """Non-overlapping patches: `pixel_values [B, C, H, W] → [B, H/p, W/p, D]` (a 2-D grid of tokens).
 
@@ -77,9 +86,9 @@ class ITNetPatchEmbeddings(nn.Module):
         self.stem = None
         if stem_channels:
             self.stem = nn.Sequential(
-                nn.Conv2d(num_channels, stem_channels, kernel_size=3, padding=1),
+                ITNetStemConv2d(num_channels, stem_channels, kernel_size=3, padding=1),
                 nn.GELU(),
-                nn.Conv2d(stem_channels, stem_channels, kernel_size=3, padding=1),
+                ITNetStemConv2d(stem_channels, stem_channels, kernel_size=3, padding=1),
                 nn.GELU(),
             )
         self.projection = nn.Conv2d(
@@ -150,7 +159,10 @@ class ITNetPointEmbeddings(nn.Module):
         self.stem = None
         if stem_size:
             self.stem = nn.Sequential(
-                nn.Linear(3 + feature_size, stem_size), nn.GELU(), nn.Linear(stem_size, stem_size), nn.GELU()
+                ITNetStemLinear(3 + feature_size, stem_size),
+                nn.GELU(),
+                ITNetStemLinear(stem_size, stem_size),
+                nn.GELU(),
             )
         self.projection = nn.Linear(stem_size or 3 + feature_size, hidden_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_size)) if cls_token else None
@@ -181,4 +193,10 @@ class ITNetPointEmbeddings(nn.Module):
         return self.projection(points)
 
 
-__all__ = ["ITNetPatchEmbeddings", "ITNetPointEmbeddings", "ITNetTextEmbeddings"]
+__all__ = [
+    "ITNetPatchEmbeddings",
+    "ITNetPointEmbeddings",
+    "ITNetStemConv2d",
+    "ITNetStemLinear",
+    "ITNetTextEmbeddings",
+]

@@ -64,7 +64,13 @@ from .compat_itnet import (
     slice_logits_to_keep,
 )
 from .configuration_itnet import ITNetConfig
-from .embeddings_itnet import ITNetPatchEmbeddings, ITNetPointEmbeddings, ITNetTextEmbeddings
+from .embeddings_itnet import (
+    ITNetPatchEmbeddings,
+    ITNetPointEmbeddings,
+    ITNetStemConv2d,
+    ITNetStemLinear,
+    ITNetTextEmbeddings,
+)
 from .layers_itnet import ITNetFeedForward, ITNetGate, ITNetMixer
 from .validation_itnet import (
     batch_size_of,
@@ -298,11 +304,10 @@ class ITNetPreTrainedModel(PreTrainedModel):
             for parameter in (module.cls_token, getattr(module, "position_embeddings", None)):
                 if parameter is not None:
                     init.trunc_normal_(parameter, std=self.config.initializer_range)
-            for layer in module.stem or ():
-                if isinstance(layer, (nn.Linear, nn.Conv2d)):  # PyTorch's default: the raw inputs keep their scale
-                    fan_in = layer.weight[0].numel()
-                    init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
-                    init.uniform_(layer.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        elif isinstance(module, (ITNetStemLinear, ITNetStemConv2d)):  # PyTorch's default: inputs keep their scale
+            fan_in = module.weight[0].numel()
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            init.uniform_(module.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
         elif isinstance(module, nn.RMSNorm):
             init.ones_(module.weight)
 

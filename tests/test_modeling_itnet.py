@@ -326,6 +326,8 @@ def test_point_stem_is_a_shared_per_point_mlp():
     embeddings = model.itnet.point_embeddings
     points = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(5))
     stem = embeddings.stem
+    # PyTorch's default scale, U(±1/√fan_in), not initializer_range: the raw coordinates keep their scale
+    assert stem[0].weight.abs().max() <= 3**-0.5 and stem[0].weight.std() > 0.25
     expected = embeddings.projection(F.gelu(stem[2](F.gelu(stem[0](points)))))
     torch.testing.assert_close(embeddings(points), expected, atol=1e-6, rtol=0)
     with torch.no_grad():  # still a function of the set: the order of the points does not matter
