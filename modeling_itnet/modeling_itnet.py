@@ -275,19 +275,25 @@ class ITNetPreTrainedModel(PreTrainedModel):
         return model
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """`PreTrainedModel.save_pretrained`. When the package has registered its classes for remote code (importing
-        `modeling_itnet` does), the folder also holds the module files and a `config.auto_map` naming the config and
-        the head of every Auto class in `AUTO_CLASSES`, whichever head is saved: without `modeling_itnet` installed,
-        any of them loads with `trust_remote_code=True`."""
-        remote = type(self.config).is_remote_code()
-        if remote:
-            self.config.auto_map = {
-                "AutoConfig": f"configuration_itnet.{type(self.config).__name__}",
-                **{auto_class: f"modeling_itnet.{head.__name__}" for auto_class, head in AUTO_CLASSES.items()},
-            }
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if remote and not self.is_remote_code() and kwargs.get("is_main_process", True):
-            custom_object_save(self, save_directory)  # a head without an Auto class: its code all the same
+        """`PreTrainedModel.save_pretrained`; the folder also holds the module files and a `config.json` whose
+        `auto_map` names the config and the head of every Auto class in `AUTO_CLASSES`, whichever head is saved, so
+        that any of them loads with `trust_remote_code=True` where `modeling_itnet` is not installed. It does so
+        whether or not the classes were registered for remote code, and leaves `self.config` as it was."""
+        auto_map = {
+            "AutoConfig": f"configuration_itnet.{type(self.config).__name__}",
+            **{auto_class: f"modeling_itnet.{head.__name__}" for auto_class, head in AUTO_CLASSES.items()},
+        }
+        before = self.config.__dict__.get("auto_map")
+        self.config.auto_map = auto_map
+        try:
+            super().save_pretrained(save_directory, *args, **kwargs)
+            if self._auto_class is None and kwargs.get("is_main_process", True):
+                custom_object_save(self, save_directory)  # upstream copies the code only of registered classes
+        finally:
+            if before is None:
+                self.config.__dict__.pop("auto_map", None)
+            else:
+                self.config.auto_map = before
 
     @torch.no_grad()
     def _init_weights(self, module):

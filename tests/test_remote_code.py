@@ -17,6 +17,7 @@ import sys
 import sysconfig
 import textwrap
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -29,7 +30,13 @@ from PIL import Image
 from transformers import AutoTokenizer
 
 import modeling_itnet
-from modeling_itnet import AUTO_CLASSES, ITNetForImageClassification, ITNetImageProcessorPil, ITNetProcessor
+from modeling_itnet import (
+    AUTO_CLASSES,
+    ITNetConfig,
+    ITNetForImageClassification,
+    ITNetImageProcessorPil,
+    ITNetProcessor,
+)
 from modeling_itnet.compat_itnet import TESTED_TRANSFORMERS
 
 _, build = tiny_builders(max_position_embeddings=64, num_labels=3)
@@ -177,6 +184,24 @@ def test_saved_folder_holds_the_code_and_an_auto_map_naming_every_head(tmp_path)
         **{auto_class: f"modeling_itnet.{head.__name__}" for auto_class, head in AUTO_CLASSES.items()},
     }
     assert set(AUTO_CLASSES) >= {loader for loader in LOADERS.values() if loader.startswith("Auto")}
+
+
+def test_saving_does_not_depend_on_registration_or_change_the_config(tmp_path):
+    model = build(ITNetForImageClassification)
+    before = model.config.to_dict()
+    model.save_pretrained(tmp_path / "registered")
+    with (
+        mock.patch.object(ITNetConfig, "_auto_class", None),
+        mock.patch.object(ITNetForImageClassification, "_auto_class", None),
+    ):
+        model.save_pretrained(tmp_path / "unregistered")
+    after = model.config.to_dict()
+    assert "auto_map" not in after  # `architectures` and `dtype` are set by transformers' own save_pretrained
+    assert {k: v for k, v in after.items() if k not in ("architectures", "dtype")} == {
+        k: v for k, v in before.items() if k not in ("architectures", "dtype")
+    }
+    for name in ("config.json", "modeling_itnet.py", "branches_itnet.py"):
+        assert (tmp_path / "registered" / name).read_text() == (tmp_path / "unregistered" / name).read_text()
 
 
 def save_every_head_and_the_processor(root: Path) -> dict:
