@@ -57,6 +57,13 @@ class ITNetStemLinear(nn.Linear):
     default scale (`U(±1/√fan_in)`), not at `initializer_range`, so that raw coordinates keep their scale."""
 
 
+class ITNetStemOutput(nn.Linear):
+    """The last layer of the point stem, zero at initialisation: the stem starts as the plain linear embedding. (A
+    shared per-point MLP that is not residual drowns the points' differences in its biases' common offset, which no
+    per-token norm removes: the trunk then sees nearly the same token everywhere, and did not learn, see
+    `benchmarks/results/ablate_unified_readout_points_stem.log`.)"""
+
+
 class ITNetStemConv2d(nn.Conv2d):
     """A layer of the image stem: an `nn.Conv2d` initialised at PyTorch's default scale, as `ITNetStemLinear`."""
 
@@ -148,9 +155,10 @@ class ITNetPatchEmbeddings(nn.Module):
 
 class ITNetPointEmbeddings(nn.Module):
     """Point tokens: coordinates `points [B, N, 3]` and optional `point_features [B, N, F]` → `[B, N, D]`, a linear
-    map of `[x, y, z, features]` (PointNet's first layer). With `stem_size > 0`, a shared per-point MLP first (two
-    layers `3 + F → S → S`, each followed by GELU; PointNet's shared MLP), then the projection from `S`. Positions
-    also enter the kernels as offsets. With `cls_token`, the model prepends this learned readout token (at the
+    map of `[x, y, z, features]` (PointNet's first layer). With `stem_size > 0`, plus a shared per-point MLP
+    (`3 + F → S → S → D`, GELU after the first two layers; PointNet's shared MLP) as a residual branch whose last
+    layer starts at zero: `h_i = W p_i + MLP(p_i)`, the linear embedding at initialisation. Positions also enter the
+    kernels as offsets. With `cls_token`, the model prepends this learned readout token (at the
     points' centroid) to every cloud."""
 
     def __init__(self, feature_size: int, hidden_size: int, cls_token: bool = False, stem_size: int = 0):
@@ -163,8 +171,9 @@ class ITNetPointEmbeddings(nn.Module):
                 nn.GELU(),
                 ITNetStemLinear(stem_size, stem_size),
                 nn.GELU(),
+                ITNetStemOutput(stem_size, hidden_size),
             )
-        self.projection = nn.Linear(stem_size or 3 + feature_size, hidden_size)
+        self.projection = nn.Linear(3 + feature_size, hidden_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_size)) if cls_token else None
 
     def forward(self, points: torch.Tensor, point_features: torch.Tensor | None = None) -> torch.Tensor:
@@ -188,9 +197,9 @@ class ITNetPointEmbeddings(nn.Module):
                 )
             points = torch.cat([points, point_features.to(points.dtype)], dim=-1)
         points = points.to(self.projection.weight.dtype)
-        if self.stem is not None:
-            points = self.stem(points)
-        return self.projection(points)
+        if self.stem is None:
+            return self.projection(points)
+        return self.projection(points) + self.stem(points)
 
 
 __all__ = [
@@ -198,5 +207,6 @@ __all__ = [
     "ITNetPointEmbeddings",
     "ITNetStemConv2d",
     "ITNetStemLinear",
+    "ITNetStemOutput",
     "ITNetTextEmbeddings",
 ]

@@ -69,6 +69,7 @@ from .embeddings_itnet import (
     ITNetPointEmbeddings,
     ITNetStemConv2d,
     ITNetStemLinear,
+    ITNetStemOutput,
     ITNetTextEmbeddings,
 )
 from .layers_itnet import ITNetFeedForward, ITNetGate, ITNetMixer
@@ -314,6 +315,9 @@ class ITNetPreTrainedModel(PreTrainedModel):
             fan_in = module.weight[0].numel()
             init.kaiming_uniform_(module.weight, a=math.sqrt(5))
             init.uniform_(module.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        elif isinstance(module, ITNetStemOutput):
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
         elif isinstance(module, nn.RMSNorm):
             init.ones_(module.weight)
 

@@ -328,7 +328,11 @@ def test_point_stem_is_a_shared_per_point_mlp():
     stem = embeddings.stem
     # PyTorch's default scale, U(±1/√fan_in), not initializer_range: the raw coordinates keep their scale
     assert stem[0].weight.abs().max() <= 3**-0.5 and stem[0].weight.std() > 0.25
-    expected = embeddings.projection(F.gelu(stem[2](F.gelu(stem[0](points)))))
+    assert not stem[4].weight.any() and not stem[4].bias.any()  # a residual branch that starts at zero
+    torch.testing.assert_close(embeddings(points), embeddings.projection(points), atol=0, rtol=0)
+    with torch.no_grad():
+        stem[4].weight.normal_()
+    expected = embeddings.projection(points) + stem[4](F.gelu(stem[2](F.gelu(stem[0](points)))))
     torch.testing.assert_close(embeddings(points), expected, atol=1e-6, rtol=0)
     with torch.no_grad():  # still a function of the set: the order of the points does not matter
         order = torch.randperm(5, generator=torch.Generator().manual_seed(6))
