@@ -97,7 +97,7 @@ def write_model_card(
 model = {auto_class}.from_pretrained("{where}", trust_remote_code=True)"""
     else:
         remote = f"""from transformers.dynamic_module_utils import get_class_from_dynamic_module
-{head} = get_class_from_dynamic_module("modeling_itnet.{head}", "{where}")
+{head} = get_class_from_dynamic_module("heads_itnet.{head}", "{where}")
 model = {head}.from_pretrained("{where}")"""
     content = f"""---
 {data.to_yaml()}

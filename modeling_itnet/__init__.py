@@ -40,10 +40,8 @@ from .compat_itnet import (
     AutoProcessor,
 )
 from .configuration_itnet import ITNetConfig
-from .image_processing_itnet import ITNetImageProcessor, ITNetImageProcessorPil
-from .modeling_itnet import (
+from .heads_itnet import (
     AUTO_CLASSES,
-    ITNetCache,
     ITNetForCausalLM,
     ITNetForImageClassification,
     ITNetForImagesAndTextClassification,
@@ -51,9 +49,9 @@ from .modeling_itnet import (
     ITNetForPointCloudClassification,
     ITNetForSequenceClassification,
     ITNetForVisualQuestionAnswering,
-    ITNetModel,
-    ITNetPreTrainedModel,
 )
+from .image_processing_itnet import ITNetImageProcessor, ITNetImageProcessorPil
+from .modeling_itnet import ITNetCache, ITNetModel, ITNetPreTrainedModel
 from .pipeline_itnet import ITNetVisualQuestionAnsweringPipeline
 from .presets_itnet import CAUSAL_TOKENIZER, list_presets, preset_config, preset_path, tokenizer_path
 from .processing_itnet import ITNetProcessor

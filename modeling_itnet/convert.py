@@ -43,13 +43,13 @@ import transformers
 
 from .branches_itnet import relaxable_families
 from .configuration_itnet import HIDDEN_ACTIVATIONS, ITNetConfig
-from .modeling_itnet import (
+from .heads_itnet import (
     ITNetForCausalLM,
     ITNetForImageClassification,
     ITNetForMaskedLM,
     ITNetForSequenceClassification,
-    ITNetModel,
 )
+from .modeling_itnet import ITNetModel
 
 SUPPORTED = {
     "BertModel": ("bert", ITNetModel, ("text",)),

@@ -50,8 +50,8 @@ LOADERS = {
     "causal-lm": "AutoModelForCausalLM",
     "masked-lm": "AutoModelForMaskedLM",
     "visual-question-answering": "AutoModelForVisualQuestionAnswering",
-    "images-and-text": "modeling_itnet.ITNetForImagesAndTextClassification",
-    "point-cloud": "modeling_itnet.ITNetForPointCloudClassification",
+    "images-and-text": "heads_itnet.ITNetForImagesAndTextClassification",
+    "point-cloud": "heads_itnet.ITNetForPointCloudClassification",
 }
 
 
@@ -171,6 +171,7 @@ def test_saved_folder_holds_the_code_and_an_auto_map_naming_every_head(tmp_path)
     assert {
         "configuration_itnet.py",
         "modeling_itnet.py",
+        "heads_itnet.py",
         "layers_itnet.py",
         "branches_itnet.py",
         "embeddings_itnet.py",
@@ -181,7 +182,10 @@ def test_saved_folder_holds_the_code_and_an_auto_map_naming_every_head(tmp_path)
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
     assert auto_map == {
         "AutoConfig": "configuration_itnet.ITNetConfig",
-        **{auto_class: f"modeling_itnet.{head.__name__}" for auto_class, head in AUTO_CLASSES.items()},
+        **{
+            auto_class: f"{head.__module__.rsplit('.', 1)[-1]}.{head.__name__}"
+            for auto_class, head in AUTO_CLASSES.items()
+        },
     }
     assert set(AUTO_CLASSES) >= {loader for loader in LOADERS.values() if loader.startswith("Auto")}
 
