@@ -75,7 +75,7 @@ CURVE_POINTS = {"short": 4, "long": 10}  # validation points per run (on CURVE_R
 COLUMNS = [
     "task", "dataset", "budget", "model", "seed", "steps", "batch_size", "learning_rate", "parameters",
     "itnet_parameters", "parameter_ratio", "width", "metric", "validation", "test", "final_train_loss",
-    "train_seconds", "seconds_per_step", "note",
+    "train_seconds", "seconds_per_step", "test_shuffled_images", "answer_prior", "note",
 ]  # fmt: skip
 
 
@@ -180,6 +180,19 @@ def gate_mass(model, task, split: dict, pad) -> list[dict]:
     return rows
 
 
+def vqa_controls(model, task, data: dict, pad) -> dict:
+    """The two VQA controls on the test split: the model's accuracy with the images shuffled among the questions
+    (a fixed permutation; a model that reads the image falls towards the prior), and the answer prior (always the
+    answer with the largest total score in training), scored as `evaluate` scores the model."""
+    test = data["test"]
+    order = torch.randperm(split_size(test), generator=torch.Generator().manual_seed(0))
+    shuffled = {**test, "pixel_values": test["pixel_values"][order]}
+    prior = data["train"]["labels"].sum(0).argmax()
+    prior_correct = test["labels"][:, prior] == test["labels"].max(-1).values
+    return {"test_shuffled_images": evaluate(model, task, shuffled, task.batch_size, pad),
+            "answer_prior": prior_correct.float().mean().item()}  # fmt: skip
+
+
 def train_job(job: dict) -> dict:
     """Train one model of one task at one learning rate and seed; returns its metrics, curve and gates."""
     torch.set_num_threads(1)
@@ -217,8 +230,11 @@ def train_job(job: dict) -> dict:
     curve.append((job["steps"], validation))
     window = max(1, min(20, len(losses) // 5))
     test = None
+    controls = {}
     if job["want_test"]:
         test = evaluate(model, task, data["test"], task.batch_size, pad) if finite else worst
+        if job["task"] == "vqa":
+            controls = vqa_controls(model, task, data, pad) if finite else {}
     return {
         **job,
         "entry": {k: v for k, v in entry.items() if k != "build"},
@@ -231,6 +247,7 @@ def train_job(job: dict) -> dict:
         "train_seconds": train_seconds,
         "seconds_per_step": train_seconds / max(1, len(losses)),
         "curve": curve,
+        **controls,
         "gates": gate_mass(model, task, data["validation"], pad) if job["model"] == "ITNet" and finite else [],
     }
 
@@ -336,7 +353,8 @@ def run(tasks, seeds, budget="short", lr_grid=None, lr_from=None, quick=False, o
                 "parameter_ratio": round(r["entry"]["parameters"] / itnet_parameters, 4), "width": r["entry"]["width"],
                 "metric": r["metric"], "validation": r["validation"], "test": r["test"],
                 "final_train_loss": r["final_train_loss"], "train_seconds": r["train_seconds"],
-                "seconds_per_step": r["seconds_per_step"], "note": r["note"],
+                "seconds_per_step": r["seconds_per_step"], "test_shuffled_images": r.get("test_shuffled_images"),
+                "answer_prior": r.get("answer_prior"), "note": r["note"],
             }  # fmt: skip
             rows.append(row)
             curve_rows += [{"task": name, "model": r["model"], "seed": r["seed"], "step": s, "validation": v}
@@ -344,7 +362,9 @@ def run(tasks, seeds, budget="short", lr_grid=None, lr_from=None, quick=False, o
             gate_rows += [{"task": name, "seed": r["seed"], **g} for g in r["gates"]]
             log(f"[{name}] seed {r['seed']} {r['model']:9s} lr {r['learning_rate']:g} test {r['metric']} "
                 f"{r['test']:.4f} (validation {r['validation']:.4f})  loss {r['final_train_loss']:.4f}  "
-                f"{r['seconds_per_step'] * 1000:.0f} ms/step")  # fmt: skip
+                f"{r['seconds_per_step'] * 1000:.0f} ms/step"
+                + (f"  shuffled images {r['test_shuffled_images']:.4f}, answer prior {r['answer_prior']:.4f}"
+                   if "answer_prior" in r else ""))  # fmt: skip
         write_csv(output.with_suffix(".csv"), rows, COLUMNS)
         write_csv(output.with_name(output.name + "_curves.csv"), curve_rows)
         write_csv(output.with_name(output.name + "_gates.csv"), gate_rows)
@@ -383,6 +403,9 @@ def summarise(rows: list[dict], curve_rows: list[dict]) -> list[dict]:
             "parameters": group[0]["parameters"], "parameter_ratio": group[0]["parameter_ratio"],
             "steps": group[0]["steps"], "seconds_per_step": statistics.mean(r["seconds_per_step"] for r in group),
         })  # fmt: skip
+        if group[0].get("answer_prior") is not None:  # VQA's controls
+            summary[-1]["test_shuffled_images"] = statistics.mean(r["test_shuffled_images"] for r in group)
+            summary[-1]["answer_prior"] = group[0]["answer_prior"]
     for task in dict.fromkeys(s["task"] for s in summary):
         group = [s for s in summary if s["task"] == task]
         baselines = [s for s in group if s["model"] != "ITNet"]
