@@ -38,7 +38,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from modeling_itnet.branches_itnet import ITNetLayout, ITNetSpectralBranch
+from modeling_itnet.branches_grid_itnet import ITNetSpectralBranch
+from modeling_itnet.branches_itnet import ITNetLayout
 from modeling_itnet.layers_itnet import ITNetMixer
 
 

@@ -24,15 +24,10 @@ per-channel gate that switches between the families (the paper's switch between 
 import torch
 from torch import nn
 
-from .branches_itnet import (
-    FAMILIES,
-    BranchState,
-    ITNetLayout,
-    ITNetMixerOptions,
-    ITNetShortConv,
-    segment_spans,
-    with_weights,
-)
+# importing the branch modules registers their families (and remote code copies the files it imports this way)
+from .branches_content_itnet import ITNetLowRankBranch, ITNetMLPKernelBranch, ITNetSoftmaxBranch  # noqa: F401
+from .branches_grid_itnet import ITNetShortConv
+from .branches_itnet import FAMILIES, BranchState, ITNetLayout, ITNetMixerOptions, segment_spans, with_weights
 from .compat_itnet import ACT2FN
 
 

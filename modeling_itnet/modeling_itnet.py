@@ -39,7 +39,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .branches_itnet import BranchState, ITNetBranch, ITNetSpectralKernel, point_families
+from .branches_grid_itnet import ITNetSpectralKernel
+from .branches_itnet import BranchState, ITNetBranch, point_families
 from .compat_itnet import (
     ACT2FN,
     BaseModelOutputWithPoolingAndCrossAttentions,

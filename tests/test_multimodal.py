@@ -13,7 +13,8 @@ from modeling_itnet import (
     ITNetForVisualQuestionAnswering,
     ITNetModel,
 )
-from modeling_itnet.branches_itnet import ITNetLayout, ITNetSoftmaxBranch, point_families
+from modeling_itnet.branches_content_itnet import ITNetSoftmaxBranch
+from modeling_itnet.branches_itnet import ITNetLayout, point_families
 from modeling_itnet.configuration_itnet import KERNEL_FAMILIES
 from modeling_itnet.kernels_itnet import relative_position_bias, softmax_transform_naive
 

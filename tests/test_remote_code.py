@@ -174,6 +174,8 @@ def test_saved_folder_holds_the_code_and_an_auto_map_naming_every_head(tmp_path)
         "heads_itnet.py",
         "layers_itnet.py",
         "branches_itnet.py",
+        "branches_grid_itnet.py",
+        "branches_content_itnet.py",
         "embeddings_itnet.py",
         "validation_itnet.py",
         "kernels_itnet.py",
