@@ -1,0 +1,32 @@
+"""`benchmarks/peers.py` and `benchmarks/generation_speed.py` run end to end at tiny sizes and write a row per
+model and length (their figures are not checked: speed belongs to the benchmarks, not to tests)."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *arguments: str) -> None:
+    subprocess.run([sys.executable, f"benchmarks/{script}", *arguments], cwd=ROOT, check=True, timeout=600)
+
+
+def test_peers_writes_a_row_per_model_and_length(tmp_path):
+    models = ["itnet", "itnet-unified", "bert", "fnet", "mamba2"]
+    run("peers.py", "--lengths", "16", "33", "--width", "16", "--heads", "2", "--batch", "2", "--repeats", "1",
+        "--models", *models, "--output", str(tmp_path / "peers"))  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "peers.csv").read_text().splitlines()))
+    assert {(row["model"], int(row["length"])) for row in rows} == {(m, n) for m in models for n in (16, 33)}
+    assert (tmp_path / "peers.png").stat().st_size > 0
+
+
+def test_generation_speed_writes_a_row_per_model_and_context(tmp_path):
+    models = ["itnet-low_rank", "itnet-recurrent", "itnet-ssm", "itnet-spectral+low_rank", "gpt2"]
+    run("generation_speed.py", "--contexts", "8", "17", "--new_tokens", "2", "--width", "16", "--layers", "1",
+        "--heads", "2", "--vocab", "64", "--repeats", "1", "--models", *models, "--output", str(tmp_path / "gen"))  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "gen.csv").read_text().splitlines()))
+    assert {(row["model"], int(row["context"])) for row in rows} == {(m, n) for m in models for n in (8, 17)}
+    assert all(float(row["per_token_ms"]) >= 0 and float(row["prefill_s"]) > 0 for row in rows)
+    assert (tmp_path / "gen.png").stat().st_size > 0
