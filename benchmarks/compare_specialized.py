@@ -75,7 +75,7 @@ CURVE_POINTS = {"short": 4, "long": 10}  # validation points per run (on CURVE_R
 COLUMNS = [
     "task", "dataset", "budget", "model", "seed", "steps", "batch_size", "learning_rate", "parameters",
     "itnet_parameters", "parameter_ratio", "width", "metric", "validation", "test", "final_train_loss",
-    "train_seconds", "seconds_per_step", "test_shuffled_images", "answer_prior", "note",
+    "train_seconds", "seconds_per_step", "test_shuffled_images", "answer_prior", "question_prior", "note",
 ]  # fmt: skip
 
 
@@ -190,7 +190,21 @@ def vqa_controls(model, task, data: dict, pad) -> dict:
     prior = data["train"]["labels"].sum(0).argmax()
     prior_correct = test["labels"][:, prior] == test["labels"].max(-1).values
     return {"test_shuffled_images": evaluate(model, task, shuffled, task.batch_size, pad),
-            "answer_prior": prior_correct.float().mean().item()}  # fmt: skip
+            "answer_prior": prior_correct.float().mean().item(), "question_prior": question_prior(data)}  # fmt: skip
+
+
+def question_prior(data: dict) -> float:
+    """Test accuracy of the question-only model that knows the training set by heart: for each question text, the
+    answer with the largest total score among the training rows with that text (the overall prior for a text never
+    seen in training)."""
+    train, test = data["train"], data["test"]
+    totals = {}
+    for ids, labels in zip(train["input_ids"], train["labels"]):
+        totals[tuple(ids)] = totals.get(tuple(ids), 0) + labels
+    overall = train["labels"].sum(0)
+    picks = torch.stack([totals.get(tuple(ids), overall).argmax() for ids in test["input_ids"]])
+    correct = test["labels"].gather(1, picks[:, None])[:, 0] == test["labels"].max(-1).values
+    return correct.float().mean().item()
 
 
 def train_job(job: dict) -> dict:
@@ -354,7 +368,7 @@ def run(tasks, seeds, budget="short", lr_grid=None, lr_from=None, quick=False, o
                 "metric": r["metric"], "validation": r["validation"], "test": r["test"],
                 "final_train_loss": r["final_train_loss"], "train_seconds": r["train_seconds"],
                 "seconds_per_step": r["seconds_per_step"], "test_shuffled_images": r.get("test_shuffled_images"),
-                "answer_prior": r.get("answer_prior"), "note": r["note"],
+                "answer_prior": r.get("answer_prior"), "question_prior": r.get("question_prior"), "note": r["note"],
             }  # fmt: skip
             rows.append(row)
             curve_rows += [{"task": name, "model": r["model"], "seed": r["seed"], "step": s, "validation": v}
@@ -363,7 +377,8 @@ def run(tasks, seeds, budget="short", lr_grid=None, lr_from=None, quick=False, o
             log(f"[{name}] seed {r['seed']} {r['model']:9s} lr {r['learning_rate']:g} test {r['metric']} "
                 f"{r['test']:.4f} (validation {r['validation']:.4f})  loss {r['final_train_loss']:.4f}  "
                 f"{r['seconds_per_step'] * 1000:.0f} ms/step"
-                + (f"  shuffled images {r['test_shuffled_images']:.4f}, answer prior {r['answer_prior']:.4f}"
+                + (f"  shuffled images {r['test_shuffled_images']:.4f}, answer prior {r['answer_prior']:.4f}, "
+                   f"question prior {r['question_prior']:.4f}"
                    if "answer_prior" in r else ""))  # fmt: skip
         write_csv(output.with_suffix(".csv"), rows, COLUMNS)
         write_csv(output.with_name(output.name + "_curves.csv"), curve_rows)
@@ -406,6 +421,7 @@ def summarise(rows: list[dict], curve_rows: list[dict]) -> list[dict]:
         if group[0].get("answer_prior") is not None:  # VQA's controls
             summary[-1]["test_shuffled_images"] = statistics.mean(r["test_shuffled_images"] for r in group)
             summary[-1]["answer_prior"] = group[0]["answer_prior"]
+            summary[-1]["question_prior"] = group[0].get("question_prior")
     for task in dict.fromkeys(s["task"] for s in summary):
         group = [s for s in summary if s["task"] == task]
         baselines = [s for s in group if s["model"] != "ITNet"]

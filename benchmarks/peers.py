@@ -12,7 +12,9 @@ Models (`--models`), each `[B, N, D] → [B, N, D]` with its own feed-forward bl
 - `fnet`: `FNetLayer`, parameter-free 2-D FFT mixing, FFN 4D: the floor of an FFT mixer;
 - `mamba`: `MambaBlock` (transformers' own; on CPU its sequential reference scan, as transformers runs it without
   the CUDA kernels), no FFN;
-- `mamba2`: `Mamba2Block` (transformers' torch path, chunked), no FFN.
+- `mamba2`: `Mamba2Block` (transformers' torch path, chunked), no FFN;
+- `fno`: neuraloperator's `SpectralConv` (16 modes) with a skip projection, FFN 4D (`FNOLayer`; needs
+  `pip install neuraloperator`, which the package does not depend on).
 Each (model, N) runs in a fresh forked child: one warm-up pass (whose resident-set growth is the CPU peak memory;
 on CUDA `max_memory_allocated`), then the best of `--repeats` timed passes. A model slower than `--budget_s` per pass
 at some N is not run at larger N (its row says so). Writes `<output>.csv` (seconds, peak MB, ratio to ITNet) and
@@ -21,6 +23,7 @@ a log-log `<output>.png`.
 
 import argparse
 import csv
+import importlib.util
 import math
 import multiprocessing as mp
 import resource
@@ -32,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MODELS = ["itnet", "itnet-unified", "bert", "fnet", "mamba", "mamba2"]
+MODELS = ["itnet", "itnet-unified", "bert", "fnet", "mamba", "mamba2", "fno"]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -72,7 +75,36 @@ def make(name: str, width: int, heads: int) -> torch.nn.Module:
         config = Mamba2Config(hidden_size=width, num_heads=2 * width // 32, head_dim=32, state_size=16, n_groups=1,
                               expand=2, chunk_size=64)  # fmt: skip
         return Mamba2Block(config, layer_idx=0)
+    if name == "fno":
+        return FNOLayer(width, FNO_MODES)
     raise ValueError(f"Unknown model {name!r}; expected one of {MODELS}.")
+
+
+FNO_MODES = 16
+
+
+class FNOLayer(torch.nn.Module):
+    """One FNO layer as neuraloperator builds it, in the same pre-norm block as the others: `x + W_skip h +
+    SpectralConv(h)` (`h = LayerNorm(x)`; neuraloperator's `SpectralConv`, a dense `D x D` complex weight on each of
+    the lowest `FNO_MODES` Fourier modes), GELU, then a feed-forward block of 4D. `[B, N, D] → [B, N, D]`."""
+
+    def __init__(self, width: int, modes: int):
+        super().__init__()
+        try:
+            from neuralop.layers.spectral_convolution import SpectralConv
+        except ImportError as error:
+            raise ImportError("The `fno` row needs neuraloperator: `pip install neuraloperator`.") from error
+        self.norm, self.ffn_norm = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
+        self.spectral = SpectralConv(width, width, n_modes=(modes,))
+        self.skip = torch.nn.Linear(width, width)
+        self.ffn = torch.nn.Sequential(
+            torch.nn.Linear(width, 4 * width), torch.nn.GELU(), torch.nn.Linear(4 * width, width)
+        )
+
+    def forward(self, x):
+        h = self.norm(x)
+        x = x + torch.nn.functional.gelu(self.spectral(h.transpose(1, 2)).transpose(1, 2) + self.skip(h))
+        return x + self.ffn(self.ffn_norm(x))
 
 
 def run_once(name, width, heads, batch, length, repeats, device, queue):
@@ -136,7 +168,10 @@ def plot(rows: list[dict], output: Path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    available = [
+        m for m in MODELS if m != "fno" or importlib.util.find_spec("neuralop")
+    ]  # fno: an optional dependency
+    parser.add_argument("--models", nargs="+", default=available, choices=MODELS)
     parser.add_argument("--lengths", type=int, nargs="+", default=[512, 2048, 8192, 16384])
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--width", type=int, default=256)
