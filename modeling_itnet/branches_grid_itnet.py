@@ -123,6 +123,9 @@ class ITNetSpectralKernel(nn.Module):
 class SpectralState(BranchState):
     values: torch.Tensor
     """The weighted past values `w_s v_s` `[B, T, V]`."""
+    kernel: torch.Tensor
+    """The kernel at the offsets seen so far, `k(δ)` for `δ = 0 .. T − 1` `[B, T, V]` (the same in every row): each
+    step adds one offset instead of evaluating the kernel MLP at all `t + 1` again."""
 
 
 @register_family
@@ -173,14 +176,19 @@ class ITNetSpectralBranch(ITNetBranch):
 
     def prefill(self, hidden_states, values, mask, layout):
         self._require_prefill(layout)
-        return self._transform(values, mask, layout), SpectralState(_weighted(values, mask))
+        batch, length, channels = values.shape
+        offsets = torch.arange(length, device=values.device, dtype=torch.float32)[:, None]  # δ = 0 .. T − 1
+        kernel = self.kernel(offsets, layout.length_scale).expand(batch, length, channels)
+        return self._transform(values, mask, layout), SpectralState(_weighted(values, mask), kernel)
 
     def step(self, hidden_t, value_t, mask_t, state, layout):
         past = torch.cat([state.values, _weighted(value_t[:, None], mask_t[:, None])], dim=1)  # [B, t + 1, V]
         t = past.shape[1] - 1
-        offsets = torch.arange(t, -1, -1, device=past.device, dtype=torch.float32)[:, None]  # t − s, s = 0 .. t
-        kernel = self.kernel(offsets, layout.length_scale)  # [t + 1, V]
-        return stationary_kernel_step(kernel, past).to(value_t.dtype), SpectralState(past)
+        offset = torch.full((1, 1), float(t), device=past.device)
+        newest = self.kernel(offset, layout.length_scale).to(state.kernel.dtype)  # k(t) [1, V]
+        kernel = torch.cat([state.kernel, newest.expand(len(past), 1, -1)], dim=1)  # k(0 .. t)
+        out = stationary_kernel_step(kernel[0].flip(0), past)  # kernel[s] = k(t − s), s = 0 .. t
+        return out.to(value_t.dtype), SpectralState(past, kernel)
 
 
 @dataclass
