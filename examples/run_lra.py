@@ -25,10 +25,12 @@ Tokens are those of LRA: whitespace-separated digits, operators (`[MIN`, `[MAX`,
 bracket `]`; the parentheses carry nothing and are dropped (as LRA's length count and later ports do). The tokenizer
 is a word-level `tokenizers` model wrapped as `PreTrainedTokenizerFast` (`build_listops_tokenizer`), saved with the
 model so that `AutoTokenizer.from_pretrained(output_dir)` loads it. Sequences are truncated to `--max_seq_length`
-(LRA: 2000, longer than any expression) and padded per batch; the classifier pools the masked mean.
+(LRA: 2000, longer than any expression) and padded per batch; the classifier reads the first token's state (the
+`itnet-unified` preset: a masked mean dilutes the one position that holds the answer over hundreds of tokens, and
+does not learn ListOps).
 
 Model: `--model_name_or_path` or a fresh `ITNetForSequenceClassification` from the preset `--config_name` (default
-`itnet-tiny`), with `--kernel_families` (comma-separated; default: the preset's, `spectral,low_rank`). Metric:
+`itnet-unified`), with `--kernel_families` (comma-separated; default: the preset's, `spectral,local,low_rank`). Metric:
 accuracy (validation as `eval_accuracy`, test as `test_accuracy` with `--do_predict`). Writes `all_results.json`,
 the model and its tokenizer; pushes with `--push_to_hub`. With `--do_eval` it also writes a model card, `README.md`
 with the validation accuracy as Hub metadata (`model_card.py`), which `--push_to_hub` pushes in place of the card
@@ -71,7 +73,7 @@ LRA_SPLIT_FILES = {"train": "basic_train.tsv", "validation": "basic_val.tsv", "t
 def build_listops_tokenizer(max_length: int = 2000) -> PreTrainedTokenizerFast:
     """LRA's ListOps vocabulary as a word-level tokenizer: `[PAD]` (id 0), `[UNK]`, `[CLS]`, `[SEP]`, `[MASK]`, the
     digits 0-9, the four operators and `]`. Parentheses are removed by the normaliser; no special tokens are added
-    around a sequence (the classifier pools the mean, LRA adds none)."""
+    around a sequence (LRA adds none; `itnet-unified` reads the first token, the outermost operator)."""
     vocabulary = list(SPECIAL_TOKENS.values()) + LISTOPS_LABELS + list(LISTOPS_OPERATORS) + [LISTOPS_END]
     tokenizer = Tokenizer(models.WordLevel({token: i for i, token in enumerate(vocabulary)}, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.Sequence([normalizers.Replace("(", " "), normalizers.Replace(")", " ")])
@@ -85,7 +87,7 @@ class ModelArguments:
         default=None, metadata={"help": "A saved ITNet sequence classifier (with its tokenizer) to start from."}
     )
     config_name: str = field(
-        default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
+        default="itnet-unified", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
     )
     kernel_families: str | None = field(
         default=None, metadata={"help": "Comma-separated kernel families of a new model (default: the preset's)."}
