@@ -4,9 +4,9 @@ the same width, depth and vocabulary, at contexts of 256 to 16K tokens.
     python benchmarks/generation_speed.py                        # CPU, contexts 256 2048 16384
     python benchmarks/generation_speed.py --device cuda          # the same on a GPU (CSV marked with its name)
 
-For each model and context `T`: a random prompt of `T` tokens, greedy `generate` of 1 token (the prefill) and of
-`1 + new` tokens, each the best of `--repeats`; per-token latency = (t(1 + new) − t(1)) / new, tokens per second its
-inverse. Models (`--models`): ITNet with one family each (`low_rank` and `recurrent` keep an O(1) state per token,
+For each model and context `T`: a random prompt of `T` tokens, greedy `generate` of `1 + new` tokens with a
+streamer that notes when each token comes out, the best of `--repeats`: the prefill is the time to the first new
+token, the per-token latency the mean time between the first and the last, tokens per second its inverse. Models (`--models`): ITNet with one family each (`low_rank` and `recurrent` keep an O(1) state per token,
 `ssm` too; `spectral` keeps the past values, O(t) per token) and the default preset's `spectral` + `low_rank`, and
 GPT-2 (SDPA, `DynamicCache`: O(t) per token). Each (model, context) runs in a fresh forked child. Writes
 `<output>.csv` and `<output>.png` (per-token latency against context, log-log).
@@ -48,17 +48,32 @@ def make(name: str, args, positions: int) -> torch.nn.Module:
     return GPT2LMHeadModel(config)
 
 
-def timed_generate(model, prompt, new_tokens: int, repeats: int, device) -> float:
-    best = float("inf")
+class Clock:
+    """A `generate` streamer that notes the time of each `put`: the prompt first, then every new token."""
+
+    def __init__(self):
+        self.times = []
+
+    def put(self, value):
+        self.times.append(time.perf_counter())
+
+    def end(self):
+        pass
+
+
+def timed_generate(model, prompt, new_tokens: int, repeats: int, device) -> tuple[float, float]:
+    """`(prefill, per-token)` seconds, the best of `repeats`: the time to the first new token, and the mean time
+    between the first and the last of the `new_tokens`."""
+    best = (float("inf"), float("inf"))
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        clock = Clock()
         start = time.perf_counter()
         model.generate(prompt, attention_mask=torch.ones_like(prompt), min_new_tokens=new_tokens,
-                       max_new_tokens=new_tokens, do_sample=False, pad_token_id=0)  # fmt: skip
+                       max_new_tokens=new_tokens, do_sample=False, pad_token_id=0, streamer=clock)  # fmt: skip
         if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
+            torch.cuda.synchronize()  # the streamer's clock waits for nothing: on CUDA read it as a lower bound
+        first, last = clock.times[1], clock.times[-1]
+        best = min(best[0], first - start), min(best[1], (last - first) / (new_tokens - 1))
     return best
 
 
@@ -69,10 +84,8 @@ def measure(name: str, context: int, args, queue) -> None:
     model = make(name, args, context + args.new_tokens + 1).to(device).eval()
     prompt = torch.randint(1, args.vocab, (1, context), generator=torch.Generator().manual_seed(1)).to(device)
     with torch.no_grad():
-        timed_generate(model, prompt, 1, 1, device)  # warm-up
-        prefill = timed_generate(model, prompt, 1, args.repeats, device)
-        total = timed_generate(model, prompt, 1 + args.new_tokens, args.repeats, device)
-    per_token = max(total - prefill, 1e-9) / args.new_tokens
+        timed_generate(model, prompt, 2, 1, device)  # warm-up
+        prefill, per_token = timed_generate(model, prompt, 1 + args.new_tokens, args.repeats, device)
     queue.put({"model": name, "context": context, "parameters": sum(p.numel() for p in model.parameters()),
                "prefill_s": round(prefill, 5), "per_token_ms": round(per_token * 1e3, 4),
                "tokens_per_s": round(1.0 / per_token, 2)})  # fmt: skip

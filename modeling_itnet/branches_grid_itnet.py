@@ -124,8 +124,9 @@ class SpectralState(BranchState):
     values: torch.Tensor
     """The weighted past values `w_s v_s` `[B, T, V]`."""
     kernel: torch.Tensor
-    """The kernel at the offsets seen so far, `k(δ)` for `δ = 0 .. T − 1` `[B, T, V]` (the same in every row): each
-    step adds one offset instead of evaluating the kernel MLP at all `t + 1` again."""
+    """The kernel at the offsets seen so far, newest first, `kernel[:, s] = k(T − 1 − s)` `[B, T, V]` (the same in
+    every row), aligned with `values`: each step prepends one offset instead of evaluating the kernel MLP at all
+    `t + 1` again."""
 
 
 @register_family
@@ -177,7 +178,7 @@ class ITNetSpectralBranch(ITNetBranch):
     def prefill(self, hidden_states, values, mask, layout):
         self._require_prefill(layout)
         batch, length, channels = values.shape
-        offsets = torch.arange(length, device=values.device, dtype=torch.float32)[:, None]  # δ = 0 .. T − 1
+        offsets = torch.arange(length - 1, -1, -1, device=values.device, dtype=torch.float32)[:, None]  # T − 1 − s
         kernel = self.kernel(offsets, layout.length_scale).expand(batch, length, channels)
         return self._transform(values, mask, layout), SpectralState(_weighted(values, mask), kernel)
 
@@ -186,8 +187,8 @@ class ITNetSpectralBranch(ITNetBranch):
         t = past.shape[1] - 1
         offset = torch.full((1, 1), float(t), device=past.device)
         newest = self.kernel(offset, layout.length_scale).to(state.kernel.dtype)  # k(t) [1, V]
-        kernel = torch.cat([state.kernel, newest.expand(len(past), 1, -1)], dim=1)  # k(0 .. t)
-        out = stationary_kernel_step(kernel[0].flip(0), past)  # kernel[s] = k(t − s), s = 0 .. t
+        kernel = torch.cat([newest.expand(len(past), 1, -1), state.kernel], dim=1)  # kernel[:, s] = k(t − s)
+        out = stationary_kernel_step(kernel[0], past)
         return out.to(value_t.dtype), SpectralState(past, kernel)
 
 
