@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import specialized_models
-from compare_specialized import BUDGETS, train_job
+from ablate_point_stem import run_points
 
 load_points = specialized_models.load_points
 
@@ -35,10 +35,4 @@ if __name__ == "__main__":
     for name, overrides in [("coordinates", {}), ("+radius²", {"point_feature_size": 1})]:
         specialized_models.load_points = load_points_with_squared_radius if overrides else load_points
         for lr in (1e-3, 3e-3):
-            job = {"task": "points", "itnet": {"preset": "itnet-unified", "overrides": overrides},
-                   "steps": BUDGETS["short"]["points"], "batch_size": 32, "quick": False, "budget": "short",
-                   "model": "ITNet", "learning_rate": lr, "seed": 0, "want_test": False}  # fmt: skip
-            r = train_job(job)
-            curve = " ".join(f"{step}:{value:.3f}" for step, value in r["curve"])
-            print(f"{name:12s} lr {lr:g} validation {r['validation']:.4f} loss {r['final_train_loss']:.3f} "
-                  f"curve {curve}", flush=True)  # fmt: skip
+            run_points(name, overrides, lr, label_width=12)
