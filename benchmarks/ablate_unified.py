@@ -22,31 +22,40 @@ from compare_specialized import BUDGETS, RESULTS, best_by, run_jobs
 from specialized_models import TASKS
 
 FAMILIES = ["spectral", "local", "low_rank"]  # itnet-unified's
-VARIANTS = {
-    "unified": {},
-    "-spectral": {"kernel_families": [f for f in FAMILIES if f != "spectral"]},
-    "-local": {"kernel_families": [f for f in FAMILIES if f != "local"]},
-    "-low_rank": {"kernel_families": [f for f in FAMILIES if f != "low_rank"]},
-    "+softmax": {"kernel_families": FAMILIES + ["softmax"], "softmax_relative_bias": False},
-    "+softmax_bias": {"kernel_families": FAMILIES + ["softmax"]},  # with its relative-position (3-D on points) bias
-    "+mlp": {"kernel_families": FAMILIES + ["mlp"]},
-    "+recurrent": {"kernel_families": FAMILIES + ["recurrent"]},
-    "pool=mean": {"pooling": "mean"},
-    "pool=max": {"pooling": "max"},
-    "pool=attention": {"pooling": "attention"},
-    "stem=16": {"image_stem_channels": 16},
-    "gate=+2": {"gate_bias_init": 2.0},
-    "gate=-2": {"gate_bias_init": -2.0},
-    "itnet-tiny": None,  # the previous shared preset, as it was
-    # per-modality readouts (`modality_pooling`) and a per-point MLP stem: issue 16's next ablation
-    "image=max": {"modality_pooling": {"image": "max"}},
-    "image=max,stem=16": {"modality_pooling": {"image": "max"}, "image_stem_channels": 16},
-    "points=mean": {"modality_pooling": {"points": "mean"}, "point_cls_token": False},
-    "points=max": {"modality_pooling": {"points": "max"}, "point_cls_token": False},
-    "points=mean,pstem=64": {"modality_pooling": {"points": "mean"}, "point_cls_token": False, "point_stem_size": 64},
-    "points=max,pstem=64": {"modality_pooling": {"points": "max"}, "point_cls_token": False, "point_stem_size": 64},
+TEXT, IMAGES, VQA, LM, LISTOPS, POINTS = "sentiment", "images", "vqa", "lm", "listops", "points"
+ALL = (TEXT, IMAGES, VQA, LM, LISTOPS, POINTS)
+POOLED = (TEXT, IMAGES, VQA, LISTOPS, POINTS)  # the language model reads every token: no pooling to ablate
+VARIANTS = {  # name: (overrides of itnet-unified, or None for itnet-tiny as it was; the tasks it applies to)
+    "unified": ({}, ALL),
+    "-spectral": ({"kernel_families": [f for f in FAMILIES if f != "spectral"]}, ALL),
+    "-local": ({"kernel_families": [f for f in FAMILIES if f != "local"]}, ALL),
+    "-low_rank": ({"kernel_families": [f for f in FAMILIES if f != "low_rank"]}, ALL[:-1]),  # points need it
+    "+softmax": ({"kernel_families": FAMILIES + ["softmax"], "softmax_relative_bias": False}, ALL),
+    # with its relative-position bias (3-D on points: 31x the step time, see ablate_unified_points.log)
+    "+softmax_bias": ({"kernel_families": FAMILIES + ["softmax"]}, ALL[:-1]),
+    "+mlp": ({"kernel_families": FAMILIES + ["mlp"]}, (IMAGES,)),  # O(N^2 h): the 65-token task only
+    "+recurrent": ({"kernel_families": FAMILIES + ["recurrent"]}, (LM,)),  # keeps a state only when causal
+    # one pooling for every modality (`modality_pooling` cleared, so that `pooling` applies to images and points too)
+    "pool=first": ({"pooling": "first", "modality_pooling": None}, POOLED),
+    "pool=mean": ({"pooling": "mean", "modality_pooling": None}, POOLED),
+    "pool=max": ({"pooling": "max", "modality_pooling": None}, POOLED),
+    "pool=attention": ({"pooling": "attention", "modality_pooling": None}, POOLED),
+    "stem=16": ({"image_stem_channels": 16}, (IMAGES, VQA)),
+    "gate=+2": ({"gate_bias_init": 2.0}, ALL),
+    "gate=-2": ({"gate_bias_init": -2.0}, ALL),
+    "dropout=0.1": ({"hidden_dropout_prob": 0.1}, ALL),
+    "dropout=0.3": ({"hidden_dropout_prob": 0.3}, ALL),
+    "itnet-tiny": (None, ALL),  # the previous shared preset, as it was
+    # per-modality readouts (`modality_pooling`) and a per-point MLP stem, on the preset before it had them
+    "image=max": ({"modality_pooling": {"image": "max"}}, (IMAGES,)),
+    "image=max,stem=16": ({"modality_pooling": {"image": "max"}, "image_stem_channels": 16}, (IMAGES,)),
+    "points=mean": ({"modality_pooling": {"points": "mean"}, "point_cls_token": False}, (POINTS,)),
+    "points=max": ({"modality_pooling": {"points": "max"}, "point_cls_token": False}, (POINTS,)),
+    "points=mean,pstem=64": ({"modality_pooling": {"points": "mean"}, "point_cls_token": False,
+                              "point_stem_size": 64}, (POINTS,)),  # fmt: skip
+    "points=max,pstem=64": ({"modality_pooling": {"points": "max"}, "point_cls_token": False,
+                             "point_stem_size": 64}, (POINTS,)),  # fmt: skip
 }
-CAUSAL_ONLY = {"+recurrent"}  # the recurrent family keeps a state only with causal kernels: the LM task alone
 
 
 def main():
@@ -65,10 +74,11 @@ def main():
     for task in args.tasks:
         jobs, batch_size = [], TASKS[task]().batch_size
         for variant in args.variants:
-            if variant in CAUSAL_ONLY and task != "lm":
+            overrides, tasks = VARIANTS[variant]
+            if task not in tasks:
                 continue
-            itnet = {"preset": "itnet-tiny", "overrides": {}} if VARIANTS[variant] is None else {
-                "preset": "itnet-unified", "overrides": VARIANTS[variant]}  # fmt: skip
+            itnet = {"preset": "itnet-tiny", "overrides": {}} if overrides is None else {
+                "preset": "itnet-unified", "overrides": overrides}  # fmt: skip
             jobs += [{"task": task, "itnet": itnet, "steps": BUDGETS["short"][task], "batch_size": batch_size, "quick": False,
                           "budget": "short", "model": "ITNet", "learning_rate": lr, "seed": 0, "want_test": False, "variant": variant}
                      for lr in args.lr_grid]  # fmt: skip
