@@ -51,10 +51,14 @@ VARIANTS = {  # name: (overrides of itnet-unified, or None for itnet-tiny as it 
     "image=max,stem=16": ({"modality_pooling": {"image": "max"}, "image_stem_channels": 16}, (IMAGES,)),
     "points=mean": ({"modality_pooling": {"points": "mean"}, "point_cls_token": False}, (POINTS,)),
     "points=max": ({"modality_pooling": {"points": "max"}, "point_cls_token": False}, (POINTS,)),
-    "points=mean,pstem=64": ({"modality_pooling": {"points": "mean"}, "point_cls_token": False,
-                              "point_stem_size": 64}, (POINTS,)),  # fmt: skip
-    "points=max,pstem=64": ({"modality_pooling": {"points": "max"}, "point_cls_token": False,
-                             "point_stem_size": 64}, (POINTS,)),  # fmt: skip
+    "points=mean,pstem=64": (
+        {"modality_pooling": {"points": "mean"}, "point_cls_token": False, "point_stem_size": 64},
+        (POINTS,),
+    ),
+    "points=max,pstem=64": (
+        {"modality_pooling": {"points": "max"}, "point_cls_token": False, "point_stem_size": 64},
+        (POINTS,),
+    ),
 }
 
 
