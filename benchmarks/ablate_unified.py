@@ -1,10 +1,10 @@
-"""Ablations of the shared ITNet preset (`itnet-unified`), per task: each kernel family off (and `recurrent` on),
+"""Ablations of the shared ITNet preset (`itnet-unified`), per task: each kernel family off (`no_<family>`; and `+softmax`, `+mlp`, `+recurrent` on),
 each pooling, a convolutional image stem on, the gate initialisation, and the previous shared preset
 (`itnet-tiny`) for reference. ITNet only, the short budget of `compare_specialized.py`, seed 0, each variant at its
 best learning rate of `--lr_grid` on the validation split (the same protocol as the comparison's search).
 
     python benchmarks/ablate_unified.py                          # every task and variant
-    python benchmarks/ablate_unified.py --tasks images --variants unified -local
+    python benchmarks/ablate_unified.py --tasks images --variants unified no_local
 
 Writes `<output>.csv` (task, variant, learning rate, validation metric, ms/step), `<output>.log` and `<output>.png`
 (`--output` defaults to `benchmarks/results/ablate_unified`).
@@ -27,9 +27,9 @@ ALL = (TEXT, IMAGES, VQA, LM, LISTOPS, POINTS)
 POOLED = (TEXT, IMAGES, VQA, LISTOPS, POINTS)  # the language model reads every token: no pooling to ablate
 VARIANTS = {  # name: (overrides of itnet-unified, or None for itnet-tiny as it was; the tasks it applies to)
     "unified": ({}, ALL),
-    "-spectral": ({"kernel_families": [f for f in FAMILIES if f != "spectral"]}, ALL),
-    "-local": ({"kernel_families": [f for f in FAMILIES if f != "local"]}, ALL),
-    "-low_rank": ({"kernel_families": [f for f in FAMILIES if f != "low_rank"]}, ALL[:-1]),  # points need it
+    "no_spectral": ({"kernel_families": [f for f in FAMILIES if f != "spectral"]}, ALL),
+    "no_local": ({"kernel_families": [f for f in FAMILIES if f != "local"]}, ALL),
+    "no_low_rank": ({"kernel_families": [f for f in FAMILIES if f != "low_rank"]}, ALL[:-1]),  # points need it
     "+softmax": ({"kernel_families": FAMILIES + ["softmax"], "softmax_relative_bias": False}, ALL),
     # with its relative-position bias (3-D on points: 31x the step time, see ablate_unified_points.log)
     "+softmax_bias": ({"kernel_families": FAMILIES + ["softmax"]}, ALL[:-1]),
