@@ -7,6 +7,7 @@ same parameter count (±10%), data, steps, batch order, optimiser and schedule, 
 | images | Fashion-MNIST (Debian `dataset-fashion-mnist`), else MNIST-5k | ITNetForImageClassification | ViT, ResNet | acc. |
 | sentiment | Rotten Tomatoes snippets | ITNetForSequenceClassification | BERT, BiLSTM | accuracy |
 | vqa | easy-vqa (32x32 images) | ITNetForVisualQuestionAnswering | ViLT | accuracy |
+| nlvr2 | NLVR2-style pairs of easy-vqa images, true/false | ITNetForImagesAndTextClassification | ViLT (NLVR2 head) | acc. |
 | lm | Shakespeare (64-token blocks) | ITNetForCausalLM | GPT-2, Mamba, LSTM | perplexity |
 | listops | generated ListOps (lengths 100-500) | ITNetForSequenceClassification | BERT | accuracy |
 | points | trimesh shapes, 256 points | ITNetForPointCloudClassification | PointNet | accuracy |
@@ -68,7 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 WEIGHT_DECAY, WARMUP, MAX_GRAD_NORM = 0.01, 0.05, 1.0
 LR_GRID = [3e-4, 1e-3, 3e-3, 1e-2]
-SHORT_STEPS = {"images": 200, "sentiment": 200, "vqa": 200, "lm": 60, "listops": 100, "points": 100}
+SHORT_STEPS = {"images": 200, "sentiment": 200, "vqa": 200, "nlvr2": 200, "lm": 60, "listops": 100, "points": 100}
 BUDGETS = {"short": SHORT_STEPS, "long": {task: 10 * steps for task, steps in SHORT_STEPS.items()}}
 QUICK_STEPS, CURVE_ROWS = 10, 256
 CURVE_POINTS = {"short": 4, "long": 10}  # validation points per run (on CURVE_ROWS rows), the last on all

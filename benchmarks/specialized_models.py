@@ -27,7 +27,12 @@ sys.path.insert(0, str(ROOT / "examples"))
 # the preset's content families only (the model drops the grid families itself).
 SHARED_ITNET = {"preset": "itnet-unified", "overrides": {}}
 PARAMETER_TOLERANCE = 0.10
-VALIDATION_ROWS = {"images": 2000, "vqa": 1000, "points": 300}  # carved from the end of train where no split exists
+VALIDATION_ROWS = {
+    "images": 2000,
+    "vqa": 1000,
+    "nlvr2": 1000,
+    "points": 300,
+}  # carved from the end of train where no split exists
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -366,6 +371,79 @@ def vqa_task() -> Task:
     )
 
 
+# image pairs + text (NLVR2-style) -----------------------------------------------------------------------------------
+
+NLVR2_TRAIN_PAIRS = 16000  # the cached `nlvr2_easy` has 4,000: drawn again, larger, with its generator and seed
+
+
+def load_nlvr2(train_needed: int, quick: bool) -> dict:
+    """Pairs of easy-vqa images with a true/false statement: train and validation drawn from its train images (the
+    last `VALIDATION_ROWS["nlvr2"]` rows held out), test the cached `nlvr2_easy` validation split (its test images,
+    never seen in training)."""
+    from datasets import DatasetDict
+    from offline_data import nlvr2_easy_pairs
+
+    pairs = 600 + VALIDATION_ROWS["nlvr2"] if quick else NLVR2_TRAIN_PAIRS
+    data = DatasetDict(train=nlvr2_easy_pairs("train", pairs, seed=0), test=nlvr2_easy_pairs("test", 1000, seed=1))
+    tokenizer = _tokenizer()
+    out = {}
+    for split, rows in _three_splits(data, "nlvr2", "test", None, quick, {"train": train_needed}).items():
+        images = np.stack(
+            [
+                np.stack([np.asarray(image.convert("RGB").resize((VQA_IMAGE_SIZE,) * 2)) for image in pair])
+                for pair in zip(rows["left_image"], rows["right_image"])
+            ]
+        ).transpose(0, 1, 4, 2, 3)  # [N, 2, C, H, W]
+        encoded = tokenizer(list(rows["sentence"]), truncation=True, max_length=VQA_QUESTION_LENGTH)
+        out[split] = {"input_ids": encoded["input_ids"], "pixel_values": _normalise(images),
+                      "labels": torch.tensor(rows["label"])}  # fmt: skip
+    out["pad_token_id"] = tokenizer.pad_token_id
+    return out
+
+
+def nlvr2_task() -> Task:
+    from offline_data import NLVR2_EASY_LABELS
+    from transformers import ViltConfig, ViltForImagesAndTextClassification
+
+    from modeling_itnet import ITNetForImagesAndTextClassification
+
+    vocab, names = len(_tokenizer()), list(NLVR2_EASY_LABELS)
+    labels = {"num_labels": len(names), "id2label": dict(enumerate(names)),
+              "label2id": {a: i for i, a in enumerate(names)}}  # fmt: skip
+    return Task(
+        name="nlvr2",
+        dataset="offline:nlvr2_easy",
+        metric="accuracy",
+        batch_size=32,
+        itnet=lambda: ITNetForImagesAndTextClassification(
+            _itnet_config(
+                vocab_size=vocab, image_size=VQA_IMAGE_SIZE, patch_size=VQA_PATCH_SIZE, max_num_images=2, **labels
+            )
+        ),
+        baselines={
+            "ViLT": lambda w: ViltForImagesAndTextClassification(
+                ViltConfig(
+                    vocab_size=vocab,
+                    hidden_size=w,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    intermediate_size=2 * w,
+                    image_size=VQA_IMAGE_SIZE,
+                    patch_size=VQA_PATCH_SIZE,
+                    max_position_embeddings=VQA_QUESTION_LENGTH,
+                    hidden_dropout_prob=0.0,
+                    attention_probs_dropout_prob=0.0,
+                    num_images=2,
+                    modality_type_vocab_size=3,  # text, left image, right image (ViLT's NLVR2 setting)
+                    **labels,
+                )
+            ),
+        },
+        load=load_nlvr2,
+        note=f"train/validation: {NLVR2_TRAIN_PAIRS:,} pairs of easy-vqa train images; test: 1,000 of its test images",
+    )
+
+
 # language modelling --------------------------------------------------------------------------------------------------
 
 LM_BLOCK = 64
@@ -525,6 +603,7 @@ TASKS = {
     "images": images_task,
     "sentiment": sentiment_task,
     "vqa": vqa_task,
+    "nlvr2": nlvr2_task,
     "lm": lm_task,
     "listops": listops_task,
     "points": points_task,

@@ -13,7 +13,7 @@ import csv
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TASKS = ["images", "sentiment", "vqa", "lm", "listops", "points"]
+TASKS = ["images", "sentiment", "vqa", "nlvr2", "lm", "listops", "points"]
 
 
 def rows_of(budget: str, variants: dict[str, str]) -> dict[str, list[dict]]:

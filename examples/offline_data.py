@@ -219,7 +219,9 @@ def _nlvr2_statements(left: tuple[str, str], right: tuple[str, str]) -> dict[str
     }
 
 
-def _nlvr2_pairs(split: str, count: int, seed: int) -> Dataset:
+def nlvr2_easy_pairs(split: str, count: int, seed: int) -> Dataset:
+    """`count` NLVR2-style pairs of easy-vqa's `split` images ("train" or "test"), drawn as `nlvr2_easy` draws its
+    splits (`_build_nlvr2_easy`) with `seed`: for a larger training set than the cached 4,000 (the comparison's)."""
     questions, images = _easy_vqa_split(split)
     attributes = _easy_vqa_attributes(questions)
     image_ids = sorted(attributes)
@@ -260,7 +262,7 @@ def _build_nlvr2_easy() -> DatasetDict:
     template is True and False equally often (the sentence alone says nothing about the label).
     train pairs easy-vqa's train images, validation its test images.
     """
-    return DatasetDict(train=_nlvr2_pairs("train", 4000, seed=0), validation=_nlvr2_pairs("test", 1000, seed=1))
+    return DatasetDict(train=nlvr2_easy_pairs("train", 4000, seed=0), validation=nlvr2_easy_pairs("test", 1000, seed=1))
 
 
 def _primitive_mesh(name: str, rng: np.random.Generator):

@@ -68,3 +68,18 @@ def test_quick_run_chooses_the_learning_rate_on_validation_and_reports_test(tmp_
     with open(tmp_path / "quick_summary.csv") as handle:
         summary = list(csv.DictReader(handle))
     assert {s["model"] for s in summary} == {"ITNet", "PointNet"} and all(s["seeds"] == "2" for s in summary)
+
+
+def test_quick_nlvr2_run_trains_itnet_and_vilt_on_image_pairs(tmp_path):
+    output = tmp_path / "nlvr2"
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "compare_specialized.py"), "--quick", "--tasks", "nlvr2",
+        "--lr_grid", "1e-3", "--seeds", "0", "--workers", "1", "--output", str(output),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    with open(output.with_suffix(".csv")) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["model"] for row in rows] == ["ITNet", "ViLT"]
+    for row in rows:
+        assert row["dataset"] == "offline:nlvr2_easy" and 0.0 <= float(row["test"]) <= 1.0
+        assert abs(int(row["parameters"]) - int(row["itnet_parameters"])) <= 0.1 * int(row["itnet_parameters"])
