@@ -262,7 +262,9 @@ def _build_nlvr2_easy() -> DatasetDict:
     template is True and False equally often (the sentence alone says nothing about the label).
     train pairs easy-vqa's train images, validation its test images.
     """
-    return DatasetDict(train=nlvr2_easy_pairs("train", 4000, seed=0), validation=nlvr2_easy_pairs("test", 1000, seed=1))
+    return DatasetDict(
+        train=nlvr2_easy_pairs("train", 4000, seed=0), validation=nlvr2_easy_pairs("test", 1000, seed=1)
+    )
 
 
 def _primitive_mesh(name: str, rng: np.random.Generator):

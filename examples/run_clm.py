@@ -11,7 +11,7 @@ between documents (before each article heading ` = Title = `), concatenated and 
 tokens, as transformers' `run_clm.py` does. The checkpoint carries that tokenizer and `eos_token_id`, so `generate`
 stops at EOS.
 
-Model: `--model_name_or_path` or a fresh `ITNetForCausalLM` from the preset `--config_name` (default `itnet-tiny`)
+Model: `--model_name_or_path` or a fresh `ITNetForCausalLM` from the preset `--config_name` (default `itnet-unified`)
 with `is_causal=True`. Reports `perplexity = exp(eval_loss)` in `all_results.json`; saves the tokenizer beside the
 model so `pipeline("text-generation", model=output_dir)` works; pushes with `--push_to_hub`.
 
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 class ModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "A saved ITNet causal LM to start from."})
     config_name: str = field(
-        default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
+        default="itnet-unified", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
     )
 
 

@@ -13,7 +13,7 @@ separator, truncated to `--max_seq_length` tokens and padded per batch (`DataCol
 on `validation_matched`; stsb is a regression (`num_labels=1`).
 
 Model: `--model_name_or_path` (a saved ITNet sequence classifier and its tokenizer) or a fresh
-`ITNetForSequenceClassification` from the preset `--config_name` (default `itnet-tiny`) with the tokenizer shipped
+`ITNetForSequenceClassification` from the preset `--config_name` (default `itnet-unified`) with the tokenizer shipped
 with `modeling_itnet`. Metrics: `accuracy` (from the offline `evaluate` module in `examples/metrics/accuracy`), plus
 `f1` for mrpc/qqp, `matthews_correlation` for cola, `pearson`/`spearmanr` for stsb (computed here with numpy).
 Writes `all_results.json`, the model with its tokenizer (so `pipeline("text-classification", model=output_dir)`
@@ -70,7 +70,7 @@ class ModelArguments:
         default=None, metadata={"help": "A saved ITNet sequence classifier (with its tokenizer) to start from."}
     )
     config_name: str = field(
-        default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
+        default="itnet-unified", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
     )
 
 

@@ -17,7 +17,7 @@ fits the offline grayscale sets, use 3 for RGB data such as ImageNet (colour ima
 grayscale images repeated for 3).
 
 Model: `--model_name_or_path` (a saved ITNet image classifier and its image processor) or a fresh
-`ITNetForImageClassification` from the preset `--config_name` (default `itnet-tiny`) with `--image_size`,
+`ITNetForImageClassification` from the preset `--config_name` (default `itnet-unified`) with `--image_size`,
 `--patch_size` and `--num_channels`. Metric: `accuracy` (the offline `evaluate` module in `examples/metrics/accuracy`).
 Writes `all_results.json`, the model with its image processor (so `pipeline("image-classification",
 model=output_dir)` works), and pushes with `--push_to_hub`.
@@ -53,7 +53,7 @@ class ModelArguments:
         default=None, metadata={"help": "A saved ITNet image classifier (with its image processor) to start from."}
     )
     config_name: str = field(
-        default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
+        default="itnet-unified", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
     )
     image_size: int = field(
         default=28, metadata={"help": "Side the images are resized to (a new model's image_size)."}

@@ -9,7 +9,7 @@ balanced True/False; see `offline_data.py`) or any dataset with the NLVR2 column
 `sentence` and a `label` (0 = False, 1 = True), by Hub name or local path.
 
 Model: `--model_name_or_path` or a fresh `ITNetForImagesAndTextClassification` from the preset `--config_name`
-(default `itnet-tiny`) with `--image_size`/`--patch_size`: the sentence and both images in one sequence, each image
+(default `itnet-unified`) with `--image_size`/`--patch_size`: the sentence and both images in one sequence, each image
 with its own modality embedding (so "left" and "right" mean something). Writes `all_results.json` (accuracy), the
 model and its `ITNetProcessor`; pushes with `--push_to_hub`.
 
@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 class ModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "A saved ITNet NLVR2 model to start from."})
     config_name: str = field(
-        default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
+        default="itnet-unified", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
     )
     image_size: int = field(
         default=32, metadata={"help": "Side the images are resized to (a new model's image_size)."}

@@ -8,8 +8,8 @@ rotated, 256 surface points in the unit ball; see `offline_data.py`) or any data
 example) and a `ClassLabel` `label`, by Hub name or local path. Clouds of different sizes are padded in the batch with
 an `attention_mask` (padding is exact). `--normalize` centres each cloud and scales it into the unit ball.
 
-Model: `--model_name_or_path` or a fresh model from the preset `--config_name` (default `itnet-tiny`) with
-`--kernel_families` (point clouds use the content families only; default `low_rank`). Writes `all_results.json`
+Model: `--model_name_or_path` or a fresh model from the preset `--config_name` (default `itnet-unified`) with
+`--kernel_families` (default: the preset's; point clouds use its content families only, `low_rank`). Writes `all_results.json`
 (accuracy) and the model; pushes with `--push_to_hub`.
 
 With `--do_eval` it also writes a model card, `README.md` with the eval metrics as Hub metadata (`model_card.py`),
@@ -38,8 +38,10 @@ logger = logging.getLogger(__name__)
 @dataclass
 class ModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "A saved ITNet point-cloud model."})
-    config_name: str = field(default="itnet-tiny", metadata={"help": "Preset of a new model."})
-    kernel_families: str = field(default="low_rank", metadata={"help": "Comma-separated: low_rank, softmax, mlp."})
+    config_name: str = field(default="itnet-unified", metadata={"help": "Preset of a new model."})
+    kernel_families: str | None = field(
+        default=None, metadata={"help": "Comma-separated: low_rank, softmax, mlp (default: the preset's)."}
+    )
 
 
 @dataclass
@@ -71,7 +73,7 @@ def main():
     else:
         config = preset_config(
             model_args.config_name,
-            kernel_families=model_args.kernel_families.split(","),
+            **({"kernel_families": model_args.kernel_families.split(",")} if model_args.kernel_families else {}),
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
             label2id={label: i for i, label in enumerate(labels)},

@@ -9,7 +9,7 @@ see `offline_data.py`) or any dataset with the VQAv2 fine-tuning layout used by 
 `--answers_file` (a JSON list, index = label id).
 
 Model: `--model_name_or_path` (a saved ITNet, e.g. to continue training) or a fresh model from the preset
-`--config_name` (default `itnet-tiny`) with `--image_size`/`--patch_size`. Metrics: `vqa_score` (the soft score of the
+`--config_name` (default `itnet-unified`) with `--image_size`/`--patch_size`. Metrics: `vqa_score` (the soft score of the
 predicted answer, VQAv2's accuracy when the weights are `min(1, votes / 3)`) and `accuracy` (the predicted answer has
 the largest weight). Writes `all_results.json`, the model, its `ITNetProcessor`, and pushes with `--push_to_hub`.
 
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 class ModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "A saved ITNet VQA model to start from."})
     config_name: str = field(
-        default="itnet-tiny", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
+        default="itnet-unified", metadata={"help": "Preset of a new model (modeling_itnet.list_presets())."}
     )
     image_size: int = field(
         default=32, metadata={"help": "Side the images are resized to (a new model's image_size)."}

@@ -6,6 +6,8 @@
 #     bash model_cards/train_all.sh            # every card
 #     bash model_cards/train_all.sh glue vqa   # some: quickstart glue images clm vqa nlvr2 points
 #
+# Learning rates: the ones benchmarks/compare_specialized.py's validation search chose for itnet-unified on the task
+# (images 1e-2; sentiment 1e-3; VQA, NLVR2, the language model and point clouds 3e-3).
 # Numbers on another machine may differ in the last digits (CPU kernels, thread counts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,23 +34,23 @@ SELECTED="$*"
 
 if [ -z "${SELECTED}" ] || [[ " ${SELECTED} " == *" quickstart "* ]]; then
     "$PYTHON" examples/quickstart.py --output_dir outputs/quickstart  # images, text and VQA, a few minutes
-    for saved_card in itnet-mnist:itnet-tiny-mnist itnet-rotten-tomatoes:itnet-tiny-rotten-tomatoes \
-                      itnet-easy-vqa:itnet-tiny-easy-vqa-quickstart; do
+    for saved_card in itnet-mnist:itnet-unified-mnist itnet-rotten-tomatoes:itnet-unified-rotten-tomatoes \
+                      itnet-easy-vqa:itnet-unified-easy-vqa-quickstart; do
         mkdir -p "model_cards/${saved_card#*:}"
         cp "outputs/quickstart/${saved_card%%:*}/README.md" "outputs/quickstart/${saved_card%%:*}/results.json" \
             "model_cards/${saved_card#*:}/"
     done
-    cp outputs/quickstart/kernels.png model_cards/itnet-tiny-mnist/  # the three models' kernels and gates
+    cp outputs/quickstart/kernels.png model_cards/itnet-unified-mnist/  # the three models' kernels and gates
 fi
-run glue itnet-tiny-sst2-rotten-tomatoes run_glue.py --task_name sst2 --dataset_name offline:rotten_tomatoes \
-    --max_seq_length 64 --max_steps 500 --per_device_train_batch_size 32 --learning_rate 3e-3
-run images itnet-tiny-mnist-image-classification run_image_classification.py --dataset_name offline:mnist \
+run glue itnet-unified-sst2-rotten-tomatoes run_glue.py --task_name sst2 --dataset_name offline:rotten_tomatoes \
+    --max_seq_length 64 --max_steps 500 --per_device_train_batch_size 32 --learning_rate 1e-3
+run images itnet-unified-mnist-image-classification run_image_classification.py --dataset_name offline:mnist \
     --max_steps 300 --per_device_train_batch_size 64 --learning_rate 1e-2
-run clm itnet-tiny-shakespeare-clm run_clm.py --dataset_name offline:shakespeare --block_size 128 \
-    --max_eval_samples 100 --max_steps 400 --per_device_train_batch_size 8 --learning_rate 1e-2
-run vqa itnet-tiny-easy-vqa run_vqa.py --dataset_name offline:easy_vqa --max_eval_samples 1000 \
-    --max_steps 300 --per_device_train_batch_size 32 --learning_rate 1e-2
-run nlvr2 itnet-tiny-nlvr2-easy run_nlvr2.py --dataset_name offline:nlvr2_easy \
-    --max_steps 300 --per_device_train_batch_size 32 --learning_rate 1e-2
-run points itnet-tiny-point-clouds run_point_cloud.py --dataset_name offline:point_clouds --normalize true \
-    --max_steps 300 --per_device_train_batch_size 32 --learning_rate 1e-2
+run clm itnet-unified-shakespeare-clm run_clm.py --dataset_name offline:shakespeare --block_size 128 \
+    --max_eval_samples 100 --max_steps 400 --per_device_train_batch_size 8 --learning_rate 3e-3
+run vqa itnet-unified-easy-vqa run_vqa.py --dataset_name offline:easy_vqa --max_eval_samples 1000 \
+    --max_steps 300 --per_device_train_batch_size 32 --learning_rate 3e-3
+run nlvr2 itnet-unified-nlvr2-easy run_nlvr2.py --dataset_name offline:nlvr2_easy \
+    --max_steps 300 --per_device_train_batch_size 32 --learning_rate 3e-3
+run points itnet-unified-point-clouds run_point_cloud.py --dataset_name offline:point_clouds --normalize true \
+    --max_steps 300 --per_device_train_batch_size 32 --learning_rate 3e-3
