@@ -1,0 +1,136 @@
+"""Why does ITNet lose to PointNet on point clouds (0.633 against 0.864 at 1,000 steps)? Change one thing at a time,
+on both sides, until the gap moves.
+
+PointNet differs from ITNet's point trunk in three places: a batch norm (statistics over the batch and the points)
+where ITNet normalises each point on its own (layer norm), max pooling where ITNet takes the mean, and a shared MLP
+of widths 3 -> w -> w -> 2w before any mixing where ITNet embeds each point linearly. Hypotheses, each with the run
+that tests it:
+
+1. The per-point norm: PointNet with a layer norm per point instead of its batch norm (`PointNet-LN`) falls towards
+   ITNet. (LN of a point's features is blind to their common scale; a batch norm keeps each point's offset from the
+   others.)
+2. The pooling: PointNet with mean pooling (`PointNet-mean`) falls towards ITNet.
+3. The embedding: ITNet with PointNet's shared MLP as a residual stem (`point_stem_size=64`) or with the squared
+   radius as a feature rises towards PointNet.
+
+Every run: the comparison's protocol (`compare_specialized.py`: AdamW, warm-up + cosine, clipping 1.0, batch 32, its
+batch order), `--steps` steps, seed 0, validation accuracy (the comparison's validation rows), learning rates 3e-3 and
+1e-2 (the best kept); ms/step of training alone.
+
+    python benchmarks/diagnose_points.py --steps 300 > benchmarks/results/diagnose_points_300.log
+"""
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import specialized_models
+from compare_specialized import MAX_GRAD_NORM, WEIGHT_DECAY, batch_order, evaluate, schedule
+from specialized_models import PointNet, count_parameters, make_batch, match_width, split_size
+
+from modeling_itnet import ITNetForPointCloudClassification, preset_config
+
+
+class PointNetVariant(PointNet):
+    """`PointNet` with its norm (`"batch"` or `"layer"`, per point) and its pooling (`"max"` or `"mean"`) chosen."""
+
+    def __init__(self, width: int, num_labels: int, norm: str = "batch", pooling: str = "max"):
+        super().__init__(width, num_labels)
+        self.pooling = pooling
+        if norm == "layer":
+            dims = [3, width, width, 2 * width]
+            layers = []
+            for a, b in itertools.pairwise(dims):
+                layers += [nn.Conv1d(a, b, 1), _PointLayerNorm(b), nn.ReLU()]
+            self.features = nn.Sequential(*layers)
+
+    def forward(self, points, attention_mask=None, labels=None, **_):
+        features = self.features(points.transpose(1, 2))  # [B, C, N]
+        pooled = features.max(-1).values if self.pooling == "max" else features.mean(-1)
+        logits = self.head(pooled)
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return SimpleNamespace(loss=loss, logits=logits)
+
+
+class _PointLayerNorm(nn.LayerNorm):
+    """A layer norm over the channels of each point of a `[B, C, N]` tensor."""
+
+    def forward(self, x):
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+def itnet(overrides: dict):
+    def build():
+        config = preset_config("itnet-unified", num_labels=7, **overrides)
+        return ITNetForPointCloudClassification(config)
+
+    return build
+
+
+def with_squared_radius(data: dict) -> dict:
+    return {
+        name: {**split, "point_features": split["points"].square().sum(-1, keepdim=True)}
+        for name, split in data.items()
+    }
+
+
+def train(build, data: dict, steps: int, learning_rate: float, seed: int = 0) -> tuple[float, list, float]:
+    torch.manual_seed(seed)
+    model = build().train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
+    scheduler = schedule(optimizer, steps)
+    task = SimpleNamespace(metric="accuracy")
+    curve, seconds = [], 0.0
+    for step, index in enumerate(batch_order(split_size(data["train"]), steps, 32, seed), start=1):
+        start = time.perf_counter()
+        loss = model(**make_batch(data["train"], index, None)).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+        optimizer.step()
+        scheduler.step()
+        seconds += time.perf_counter() - start
+        if step % max(1, steps // 4) == 0 or step == steps:
+            curve.append((step, evaluate(model, task, data["validation"], 32, None)))
+    return curve[-1][1], curve, seconds / steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--lr_grid", nargs="*", type=float, default=[3e-3, 1e-2])
+    parser.add_argument("--runs", nargs="*", default=None, help="names of the runs to do (default: all)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = specialized_models.load_points(args.steps * 32, False)
+    data = {name: data[name] for name in ("train", "validation")}
+    target = count_parameters(itnet({})())
+    runs = {"ITNet": (itnet({}), data)}
+    for name, kwargs in [("PointNet", {}), ("PointNet-LN", {"norm": "layer"}), ("PointNet-mean", {"pooling": "mean"}),
+                         ("PointNet-LN-mean", {"norm": "layer", "pooling": "mean"})]:  # fmt: skip
+        width, _ = match_width(lambda w, k=kwargs: PointNetVariant(w, 7, **k), target, multiple=2)
+        runs[name] = (lambda w=width, k=kwargs: PointNetVariant(w, 7, **k), data)
+    runs["ITNet pstem=64"] = (itnet({"point_stem_size": 64}), data)
+    runs["ITNet +radius²"] = (itnet({"point_feature_size": 1}), with_squared_radius(data))
+    print(f"diagnose_points: {args.steps} steps, batch 32, seed 0, lr grid {args.lr_grid}; ITNet {target:,} params")
+    for name, (build, split) in runs.items():
+        if args.runs and name not in args.runs:
+            continue
+        results = [(lr, *train(build, split, args.steps, lr)) for lr in args.lr_grid]
+        lr, best, curve, seconds = max(results, key=lambda r: r[1])
+        tried = " ".join(f"{r[0]:g}:{r[1]:.3f}" for r in results)
+        print(f"{name:18s} {count_parameters(build()):>7,} params  lr {lr:g} validation {best:.4f}  "
+              f"{seconds * 1000:.0f} ms/step  curve {' '.join(f'{s}:{v:.3f}' for s, v in curve)}  ({tried})",
+              flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
