@@ -4,7 +4,11 @@
     python tests/reference/make_reference_outputs.py --update itnet-unified/   # a deliberate change of those cases
 
 `--update PREFIX` recomputes only the cases whose names start with `PREFIX` (a preset whose defaults were changed
-on purpose) and keeps every other stored output and the checkpoints as they are.
+on purpose) and keeps every other stored output and the checkpoints as they are. `--this_cpu` recomputes every stored
+output (the committed checkpoints loaded, not saved again) on this machine, for a CPU whose SIMD width rounds
+differently (run it on the code that wrote the reference). The file records the CPU capability it was computed at
+(`torch.backends.cpu.get_cpu_capability()`): `test_reference_outputs.py` asks for bit-identical outputs there and
+for agreement to float32 rounding (1e-5) elsewhere.
 
 1. For every case of `reference_cases()` (every preset and every head, plus tiny configurations with every kernel
    family and every optional path), the model is built with `torch.manual_seed(0)` and run on fixed inputs at one
@@ -25,6 +29,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
 
 from reference_cases import CHECKPOINTS, HERE, build_case, generate_tokens, reference_cases, run_case
 
+LOADERS = {"causal-lm-all-families": "ITNetForCausalLM", "vqa-all-families": "ITNetForVisualQuestionAnswering"}
+
+
+def save(outputs: dict) -> None:
+    metadata = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+    save_file(outputs, HERE / "outputs.safetensors", metadata=metadata)
+
+
+def this_cpu():
+    import modeling_itnet
+
+    outputs = {}
+    for name in reference_cases():
+        model, inputs = build_case(name)
+        outputs[name] = run_case(model, inputs).contiguous()
+    for name, (_, inputs) in CHECKPOINTS.items():
+        model = getattr(modeling_itnet, LOADERS[name]).from_pretrained(HERE / "checkpoints" / name).eval()
+        outputs[f"checkpoint/{name}"] = run_case(model, inputs()).contiguous()
+    causal = modeling_itnet.ITNetForCausalLM.from_pretrained(HERE / "checkpoints" / "causal-lm-all-families").eval()
+    outputs["generate"] = generate_tokens(causal)
+    save(outputs)
+    print(f"{len(outputs)} outputs recomputed at {torch.backends.cpu.get_cpu_capability()}")
+
 
 def update(prefix: str):
     outputs = load_file(HERE / "outputs.safetensors")
@@ -35,16 +62,19 @@ def update(prefix: str):
         model, inputs = build_case(name)
         outputs[name] = run_case(model, inputs).contiguous()
         print(f"{name}: {tuple(outputs[name].shape)} (updated)")
-    save_file(outputs, HERE / "outputs.safetensors")
+    save(outputs)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--update", metavar="PREFIX", help="recompute only the cases starting with PREFIX")
+    parser.add_argument("--this_cpu", action="store_true", help="recompute every output on this CPU")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.update:
         return update(args.update)
+    if args.this_cpu:
+        return this_cpu()
     outputs = {}
     for name in reference_cases():
         model, inputs = build_case(name)
@@ -58,7 +88,7 @@ def main():
         outputs[f"checkpoint/{name}"] = run_case(model, inputs()).contiguous()
         print(f"checkpoint/{name} saved")
     outputs["generate"] = generate_tokens(CHECKPOINTS["causal-lm-all-families"][0]())
-    save_file(outputs, HERE / "outputs.safetensors")
+    save(outputs)
 
 
 if __name__ == "__main__":
