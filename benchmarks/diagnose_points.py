@@ -11,7 +11,8 @@ that tests it:
    others.)
 2. The pooling: PointNet with mean pooling (`PointNet-mean`) falls towards ITNet.
 3. The embedding: ITNet with PointNet's shared MLP as a residual stem (`point_stem_size=64`) or with the squared
-   radius as a feature rises towards PointNet.
+   radius as a feature (a scale the per-point norm cannot remove) rises towards PointNet; with the radius, also max
+   pooling and the stem.
 
 Every run: the comparison's protocol (`compare_specialized.py`: AdamW, warm-up + cosine, clipping 1.0, batch 32, its
 batch order), `--steps` steps, seed 0, validation accuracy (the comparison's validation rows), learning rates 3e-3 and
@@ -120,6 +121,14 @@ def main():
         runs[name] = (lambda w=width, k=kwargs: PointNetVariant(w, 7, **k), data)
     runs["ITNet pstem=64"] = (itnet({"point_stem_size": 64}), data)
     runs["ITNet +radius²"] = (itnet({"point_feature_size": 1}), with_squared_radius(data))
+    runs["ITNet +radius² max"] = (
+        itnet({"point_feature_size": 1, "modality_pooling": {"points": "max"}}),
+        with_squared_radius(data),
+    )
+    runs["ITNet +radius² pstem=64"] = (
+        itnet({"point_feature_size": 1, "point_stem_size": 64}),
+        with_squared_radius(data),
+    )
     print(f"diagnose_points: {args.steps} steps, batch 32, seed 0, lr grid {args.lr_grid}; ITNet {target:,} params")
     for name, (build, split) in runs.items():
         if args.runs and name not in args.runs:

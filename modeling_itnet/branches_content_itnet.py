@@ -14,7 +14,9 @@
 """The content kernel families, which also run at irregular positions (point clouds): `low_rank`, `softmax` and
 `mlp`. The interface and the registry are in `branches_itnet.py`."""
 
+import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -34,6 +36,7 @@ from .branches_itnet import (
 from .compat_itnet import ACT2FN
 from .kernels_itnet import (
     elu_plus_one,
+    fourier_bias,
     fourier_features,
     low_rank_final_state,
     low_rank_step,
@@ -42,6 +45,7 @@ from .kernels_itnet import (
     mlp_kernel_transform,
     monte_carlo_transform,
     relative_position_bias,
+    softmax_fourier_transform,
     softmax_step,
     softmax_transform,
 )
@@ -109,6 +113,64 @@ class ITNetLowRankBranch(ITNetBranch):
         return out.reshape(value_t.shape), LowRankState(kv, normaliser)
 
 
+class ITNetFourierBias(nn.Module):
+    r"""The softmax family's relative-position bias as a learned Fourier series of the offset (`fourier_bias`),
+
+        b_h(δ) = Σ_r a_hr cos(ω_r·δ) + c_hr sin(ω_r·δ),     r = 1 .. R,
+
+    a bias of rank `2R` that `softmax_fourier_transform` folds into the queries and keys, so attention stays on SDPA's
+    fused path (the `"kernel_mlp"` form builds an `[H, N, N]` table instead). Offsets are in grid steps on a grid
+    (as T5 and ALiBi measure them; a 1-D offset `δ` is `(0, δ)`) and in coordinate units at irregular positions.
+
+    Initialisation: `a = c = 0` (attention by content alone), the frequency vectors `ω_r` spread over directions
+    (half a turn in 2-D, a spiral over the sphere in 3-D) with log-spaced magnitudes: periods of 2 to `max_period`
+    grid steps; with `position_dims=3` (point clouds), 1 to `R` cycles per unit as the kernel MLP's Fourier features.
+
+    Args:
+        num_heads: `H`.
+        num_frequencies: `R`.
+        position_dims: `P`, coordinates of the offsets (2: grids; 3: point clouds).
+    """
+
+    max_period = 1024.0
+
+    def __init__(self, num_heads: int, num_frequencies: int, position_dims: int = 2):
+        super().__init__()
+        if position_dims not in (2, 3):
+            raise ValueError(f"`position_dims` must be 2 (grids) or 3 (point clouds), got {position_dims}.")
+        self.frequencies = nn.Parameter(torch.empty(num_frequencies, position_dims))
+        self.cos_weight = nn.Parameter(torch.zeros(num_heads, num_frequencies))
+        self.sin_weight = nn.Parameter(torch.zeros(num_heads, num_frequencies))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        count, dims = self.frequencies.shape
+        r = torch.arange(count, dtype=torch.float32) + 0.5
+        if dims == 3:  # point clouds: 1 .. R cycles per unit, directions on a golden spiral
+            magnitudes = 2 * math.pi * torch.logspace(0.0, math.log10(max(count, 1)), count)
+            z = 1 - 2 * r / count
+            azimuth = r * math.pi * (3 - math.sqrt(5))
+            directions = torch.stack([(1 - z**2).sqrt() * azimuth.cos(), (1 - z**2).sqrt() * azimuth.sin(), z], -1)
+        else:  # grids: periods 2 .. max_period steps, directions over half a turn (none orthogonal to a 1-D axis)
+            magnitudes = 2 * math.pi / torch.logspace(math.log10(2.0), math.log10(self.max_period), count)
+            angle = math.pi * r / count
+            directions = torch.stack([angle.cos(), angle.sin()], -1)
+        self.frequencies.copy_(magnitudes[:, None] * directions)
+        self.cos_weight.zero_()
+        self.sin_weight.zero_()
+
+    def forward(self, offsets: torch.Tensor) -> torch.Tensor:
+        """`b(δ)` `[..., H]` at the offsets `δ` `[..., n]` (`n ≤ P`; fewer axes are the leading ones zero)."""
+        offsets = nn.functional.pad(offsets, (self.frequencies.shape[1] - offsets.shape[-1], 0))
+        return fourier_bias(offsets, self.frequencies, self.cos_weight, self.sin_weight)
+
+    def positions(self, grid_shape, device) -> torch.Tensor:
+        """The grid's points in raster order, in steps, padded to `P` coordinates: `[N, P]`."""
+        points = grid_positions(grid_shape, (1.0,) * len(grid_shape), 1, device)[0]
+        return nn.functional.pad(points, (self.frequencies.shape[1] - points.shape[-1], 0))
+
+
 @dataclass
 class SoftmaxState(BranchState):
     key: torch.Tensor
@@ -123,8 +185,11 @@ class SoftmaxState(BranchState):
 class ITNetSoftmaxBranch(ITNetBranch):
     r"""Family `"softmax"`: `K = softmax_j(q_i·k_j / √d + b(x_i − x_j))`, multi-head attention through the fused
     `scaled_dot_product_attention` (`softmax_transform`). The optional relative-position bias `b` is a stationary
-    kernel over offsets, one value per head, generated like the spectral kernel (so any grid size works, and
-    3-D point offsets with `position_dims=3`).
+    kernel over offsets, one value per head: with `bias_form="kernel_mlp"` generated like the spectral kernel (so any
+    grid size works, and 3-D point offsets with `position_dims=3`) and added to the scores as an `[H, N, N]` table;
+    with `bias_form="fourier"` a learned Fourier series of the offset (`ITNetFourierBias`), folded into the queries
+    and keys so that attention stays fused (`softmax_fourier_transform`; within each modality's grid when there are
+    several, as the table form: there it is built as a block-diagonal table).
 
     Generation state (causal, 1-D): the keys and values `[B, H, T, E]` and the quadrature weights `[B, T]` of the
     past tokens; a step scores the new query against them, with the bias row `b(t − s)`, `s = 0 .. t`.
@@ -137,6 +202,7 @@ class ITNetSoftmaxBranch(ITNetBranch):
     cost = "O(N²) time"
     state = "past keys and values (and the bias row `b(t − s)`)"
     token_cost = "O(t)"
+    config_fields: ClassVar[dict[str, object]] = {"softmax_bias_form": "kernel_mlp"}
 
     def __init__(
         self,
@@ -149,17 +215,22 @@ class ITNetSoftmaxBranch(ITNetBranch):
         kernel_mlp_size,
         activation,
         position_dims=2,
+        bias_form="kernel_mlp",
     ):
         super().__init__()
+        if bias_form not in ("kernel_mlp", "fourier"):
+            raise ValueError(f"`bias_form` must be 'kernel_mlp' or 'fourier', got {bias_form!r}.")
         self.num_heads = num_heads
         self.is_causal = is_causal
         self.num_frequencies = num_frequencies
         self.query_key = nn.Linear(hidden_size, 2 * channels)
-        self.bias_kernel = (
-            ITNetSpectralKernel(num_heads, num_frequencies, kernel_mlp_size, activation, num_axes=position_dims)
-            if relative_bias
-            else None
-        )
+        self.bias_kernel = self.fourier_bias = None
+        if relative_bias and bias_form == "kernel_mlp":
+            self.bias_kernel = ITNetSpectralKernel(
+                num_heads, num_frequencies, kernel_mlp_size, activation, num_axes=position_dims
+            )
+        elif relative_bias:
+            self.fourier_bias = ITNetFourierBias(num_heads, num_frequencies, position_dims)
 
     @classmethod
     def from_options(cls, options: ITNetMixerOptions) -> "ITNetSoftmaxBranch":
@@ -167,12 +238,16 @@ class ITNetSoftmaxBranch(ITNetBranch):
             options.hidden_size, options.value_size, options.num_heads, options.is_causal,
             options.softmax_relative_bias, options.num_frequencies, options.kernel_mlp_size, options.activation,
             options.position_dims,
+            options.family_options.get("softmax_bias_form", cls.config_fields["softmax_bias_form"]),
         )  # fmt: skip
 
     def relative_bias(self, grid_shape, length_scale, positions, segments, device) -> torch.Tensor:
         """`b(x_i − x_j)` on `device`: `[H, N, N]` on a grid; block-diagonal `[H, N, N]` over `segments` (one grid per
         modality, 0 between modalities: cross-modal pairs are scored by content alone); `[B, H, N, N]` at irregular
         `positions` `[B, N, P]` (offsets in coordinate units, Fourier features up to `num_frequencies` cycles)."""
+        if grid_shape is not None and self.fourier_bias is not None:
+            positions = self.fourier_bias.positions(grid_shape, device)
+            return self.fourier_bias(positions[:, None] - positions[None]).movedim(-1, 0)
         if grid_shape is not None:
             table = self.bias_kernel.on_grid(grid_shape, length_scale, device)
             return relative_position_bias(table.movedim(-1, 0), grid_shape)
@@ -185,6 +260,8 @@ class ITNetSoftmaxBranch(ITNetBranch):
                 bias[:, start:end, start:end] = block
             return bias
         offsets = (positions[:, :, None] - positions[:, None]).float()  # [B, N, N, P]
+        if self.fourier_bias is not None:
+            return self.fourier_bias(offsets).permute(0, 3, 1, 2)
         table = self.bias_kernel(offsets, (1.0,) * offsets.shape[-1], max_frequency=float(self.num_frequencies))
         return table.permute(0, 3, 1, 2)
 
@@ -192,8 +269,16 @@ class ITNetSoftmaxBranch(ITNetBranch):
         """`(out [B, N, V], k [B, H, N, E], v [B, H, N, E])`."""
         query, key = (_split_heads(t, self.num_heads) for t in self.query_key(hidden_states).chunk(2, dim=-1))
         heads = _split_heads(values, self.num_heads)
+        if self.fourier_bias is not None and layout.segments is None:  # fused: the bias folded into q and k
+            bias = self.fourier_bias
+            positions = bias.positions(layout.grid_shape, query.device) if layout.grid_shape else layout.positions
+            positions = nn.functional.pad(positions, (bias.frequencies.shape[1] - positions.shape[-1], 0))
+            out = softmax_fourier_transform(
+                query, key, heads, positions, bias.frequencies, bias.cos_weight, bias.sin_weight, mask, self.is_causal
+            )
+            return _merge_heads(out), key, heads
         bias = None
-        if self.bias_kernel is not None:
+        if self.bias_kernel is not None or self.fourier_bias is not None:
             bias = self.relative_bias(
                 layout.grid_shape, layout.length_scale, layout.positions, layout.segments, query.device
             )
@@ -217,10 +302,13 @@ class ITNetSoftmaxBranch(ITNetBranch):
         heads = torch.cat([state.value, value_t.view(value_t.shape[0], self.num_heads, 1, -1)], dim=2)
         weight = torch.cat([state.weight, mask_t[:, None].float()], dim=1)  # [B, t + 1]
         bias = None
-        if self.bias_kernel is not None:
+        if self.bias_kernel is not None or self.fourier_bias is not None:
             t = keys.shape[2] - 1
             offsets = torch.arange(t, -1, -1, device=keys.device, dtype=torch.float32)[:, None]  # t − s
-            bias = self.bias_kernel(offsets, layout.length_scale).T  # [H, t + 1]
+            if self.fourier_bias is not None:
+                bias = self.fourier_bias(offsets).T  # [H, t + 1]
+            else:
+                bias = self.bias_kernel(offsets, layout.length_scale).T
         out = softmax_step(query, keys, heads, weight, bias)
         return out.reshape(value_t.shape), SoftmaxState(keys, heads, weight)
 
@@ -373,4 +461,4 @@ class ITNetMLPKernelBranch(ITNetBranch):
         return out.reshape(value_t.shape), MLPKernelState(positions, right, v, weight)
 
 
-__all__ = ["ITNetLowRankBranch", "ITNetMLPKernelBranch", "ITNetSoftmaxBranch"]
+__all__ = ["ITNetFourierBias", "ITNetLowRankBranch", "ITNetMLPKernelBranch", "ITNetSoftmaxBranch"]

@@ -85,6 +85,10 @@ class ITNetConfig(PreTrainedConfig):
             to `j` with `0 ≤ i − j < W` (causal, as Mistral's `sliding_window`) or `|i − j| < W` (raster order).
         softmax_relative_bias (`bool`, defaults to `True`): add a learned relative-position bias `b(x_i − x_j)`
             (per head) to the `"softmax"` family's scores.
+        softmax_bias_form (`str`, defaults to `"kernel_mlp"`): the form of that bias: `"kernel_mlp"`, a kernel MLP
+            on Fourier features of the offset, added as an `[H, N, N]` table (SDPA off its fused path); or
+            `"fourier"`, a learned Fourier series of the offset in `kernel_num_frequencies` terms, folded into the
+            queries and keys so attention stays fused (`kernels_itnet.softmax_fourier_transform`).
         state_size (`int`, defaults to 16): state size of the `"recurrent"` family (per head) and of the `"ssm"`
             family (per channel, `state_size // 2` complex modes).
         recurrent_discretization (`str`, defaults to `"euler"`): input coefficient of the `"recurrent"` family,
@@ -126,6 +130,10 @@ class ITNetConfig(PreTrainedConfig):
         point_stem_size (`int`, defaults to 0): if > 0, a per-point MLP stem (PointNet's shared MLP) of two layers
             of this width (and GELU) runs on `[x, y, z, features]` before the point projection (see
             `ITNetPointEmbeddings`); 0: the plain linear projection.
+        point_radius_feature (`bool`, defaults to `False`): give the point embedding each point's squared distance
+            from the centroid of its cloud's real points, `‖p_i − c‖²`, beside its coordinates: a feature that rotates
+            and translates with nothing and that the blocks' per-point layer norm cannot scale away (of a linear
+            embedding of the coordinates alone, it sees only each point's direction).
         gate_bias_init (`float`, defaults to 0.0): initial bias of the mixer's per-family gates (0 with the sigmoid:
             every family starts half open; > 0 opens them, < 0 closes them).
         pooling (`str`, defaults to `"mean"`): `pooler_output` is the masked mean of the final states (`"mean"`),
@@ -187,6 +195,7 @@ class ITNetConfig(PreTrainedConfig):
     local_window: int = 3
     window_softmax_size: int = 64
     softmax_relative_bias: bool = True
+    softmax_bias_form: Literal["kernel_mlp", "fourier"] = "kernel_mlp"
     state_size: int = 16
     recurrent_discretization: Literal["euler", "zoh"] = "euler"
     mlp_kernel_samples: int = 0
@@ -204,6 +213,7 @@ class ITNetConfig(PreTrainedConfig):
     image_stem_channels: int = 0
     point_cls_token: bool = False
     point_stem_size: int = 0
+    point_radius_feature: bool = False
     gate_bias_init: float | int = 0.0
     pooling: Literal[POOLINGS] = "mean"
     modality_pooling: dict[str, str] | None = None

@@ -157,26 +157,34 @@ class ITNetPointEmbeddings(nn.Module):
     """Point tokens: coordinates `points [B, N, 3]` and optional `point_features [B, N, F]` → `[B, N, D]`, a linear
     map of `[x, y, z, features]` (PointNet's first layer). With `stem_size > 0`, plus a shared per-point MLP
     (`3 + F → S → S → D`, GELU after the first two layers; PointNet's shared MLP) as a residual branch whose last
-    layer starts at zero: `h_i = W p_i + MLP(p_i)`, the linear embedding at initialisation. Positions also enter the
-    kernels as offsets. With `cls_token`, the model prepends this learned readout token (at the
-    points' centroid) to every cloud."""
+    layer starts at zero: `h_i = W p_i + MLP(p_i)`, the linear embedding at initialisation. With `radius_feature`,
+    `p_i` also holds `‖x_i − c‖²`, the squared distance from the centroid `c` of the cloud's real points (weights
+    `mask`). Positions also enter the kernels as offsets. With `cls_token`, the model prepends this learned readout
+    token (at the points' centroid) to every cloud."""
 
-    def __init__(self, feature_size: int, hidden_size: int, cls_token: bool = False, stem_size: int = 0):
+    def __init__(
+        self, feature_size: int, hidden_size: int, cls_token: bool = False, stem_size: int = 0,
+        radius_feature: bool = False,
+    ):  # fmt: skip
         super().__init__()
         self.feature_size = feature_size
+        self.radius_feature = radius_feature
+        inputs = 3 + feature_size + int(radius_feature)
         self.stem = None
         if stem_size:
             self.stem = nn.Sequential(
-                ITNetStemLinear(3 + feature_size, stem_size),
+                ITNetStemLinear(inputs, stem_size),
                 nn.GELU(),
                 ITNetStemLinear(stem_size, stem_size),
                 nn.GELU(),
                 ITNetStemOutput(stem_size, hidden_size),
             )
-        self.projection = nn.Linear(3 + feature_size, hidden_size)
+        self.projection = nn.Linear(inputs, hidden_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_size)) if cls_token else None
 
-    def forward(self, points: torch.Tensor, point_features: torch.Tensor | None = None) -> torch.Tensor:
+    def check(self, points: torch.Tensor, point_features: torch.Tensor | None = None) -> torch.Tensor:
+        """Raise a clear error for malformed `points` or `point_features`; returns `[x, y, z, features]`
+        `[B, N, 3 + F]`."""
         if points.ndim != 3 or points.shape[-1] != 3 or not points.is_floating_point():
             raise ValueError(
                 f"`points` must be a float tensor of shape [batch, num_points, 3], got {points.dtype} "
@@ -196,6 +204,18 @@ class ITNetPointEmbeddings(nn.Module):
                     f"`point_features` must have shape {expected} (`config.point_feature_size`), got {got}."
                 )
             points = torch.cat([points, point_features.to(points.dtype)], dim=-1)
+        return points
+
+    def forward(
+        self, points: torch.Tensor, point_features: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`points` `[B, N, 3]`, `point_features` `[B, N, F]`, `mask` `[B, N]` (1 real, 0 padding) → `[B, N, D]`."""
+        points = self.check(points, point_features)
+        if self.radius_feature:
+            coords = points[..., :3]
+            weights = torch.ones_like(coords[..., :1]) if mask is None else mask.unsqueeze(-1).to(coords.dtype)
+            centroid = (coords * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1.0)
+            points = torch.cat([points, (coords - centroid).square().sum(-1, keepdim=True)], dim=-1)
         points = points.to(self.projection.weight.dtype)
         if self.stem is None:
             return self.projection(points)

@@ -854,6 +854,129 @@ def softmax_step(
     return torch.einsum("bhs,bhse->bhe", probs, values)
 
 
+def fourier_bias(
+    offsets: torch.Tensor, frequencies: torch.Tensor, cos_weight: torch.Tensor, sin_weight: torch.Tensor
+) -> torch.Tensor:
+    r"""A stationary bias per head as a learned Fourier series of the offset,
+
+        b_h(δ) = Σ_r a_hr cos(ω_r·δ) + c_hr sin(ω_r·δ),
+
+    Args:
+        offsets: `[..., P]` offsets `δ = x_i − x_j`.
+        frequencies: `[R, P]`, the frequency vectors `ω_r`.
+        cos_weight, sin_weight: `[H, R]`, the coefficients `a` and `c`.
+
+    Returns:
+        `[..., H]`.
+    """
+    angles = offsets.to(frequencies.dtype) @ frequencies.T  # [..., R]
+    return angles.cos() @ cos_weight.T + angles.sin() @ sin_weight.T
+
+
+def _check_fourier_bias(query, positions, frequencies, cos_weight, sin_weight):
+    batch, heads, length = query.shape[:3]
+    if frequencies.dim() != 2:
+        raise ValueError(f"`frequencies` must have shape [R, P], got {list(frequencies.shape)}.")
+    rank, dims = frequencies.shape
+    if positions.shape[-2:] != (length, dims) or positions.dim() not in (2, 3):
+        raise ValueError(
+            f"`positions` must have shape [N, P] or [B, N, P] = [{batch}, {length}, {dims}], got {list(positions.shape)}."
+        )
+    for name, weight in (("cos_weight", cos_weight), ("sin_weight", sin_weight)):
+        if tuple(weight.shape) != (heads, rank):
+            raise ValueError(f"`{name}` must have shape [H, R] = {[heads, rank]}, got {list(weight.shape)}.")
+
+
+def softmax_fourier_transform(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    positions: torch.Tensor,
+    frequencies: torch.Tensor,
+    cos_weight: torch.Tensor,
+    sin_weight: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    scale: float | None = None,
+) -> torch.Tensor:
+    r"""`softmax_transform` with the relative-position bias `b_ij = fourier_bias(x_i − x_j)`, on SDPA's fused path.
+
+    The bias has rank `2R`: with `cos_i = cos(Ω x_i)` and `sin_i = sin(Ω x_i)` (`[R]` each),
+
+        b_h(x_i − x_j) = (a_h ⊙ cos_i + c_h ⊙ sin_i)·cos_j + (a_h ⊙ sin_i − c_h ⊙ cos_i)·sin_j,
+
+    so the scores `q_i·k_j·scale + b_ij` are one dot product of augmented features and no `[H, N, N]` bias is ever
+    built:
+
+        q'_i = [q_i·scale, a_h ⊙ cos_i + c_h ⊙ sin_i, a_h ⊙ sin_i − c_h ⊙ cos_i],    k'_j = [k_j, cos_j, sin_j].
+
+    Steps:
+        1. `cos_i`, `sin_i` of every position `[B or 1, 1, N, R]`;
+        2. the augmented queries and keys `[B, H, N, D + 2R]`;
+        3. zero columns so that queries, keys and values have one width (SDPA's fused CPU kernels need it; a zero
+           column of `q'`/`k'` adds 0 to every score, a zero column of `v` is cut off the output);
+        4. `softmax_transform` of the augmented features with `scale = 1`, the output cut back to `E` columns.
+
+    Args:
+        query, key: `[B, H, N, D]`.
+        value: `[B, H, N, E]`.
+        positions: `[N, P]` (one layout for the batch, e.g. a grid) or `[B, N, P]` coordinates `x_i`.
+        frequencies, cos_weight, sin_weight: the bias, as in `fourier_bias`.
+        mask, causal, scale: as in `softmax_transform`.
+
+    Returns:
+        `[B, H, N, E]`.
+    """
+    _check_softmax(query, key, value, mask, None)
+    _check_fourier_bias(query, positions, frequencies, cos_weight, sin_weight)
+    dtype, width = query.dtype, value.shape[-1]
+    scale = query.shape[-1] ** -0.5 if scale is None else scale
+    # 1. the Fourier features of the positions
+    angles = (positions.to(frequencies.dtype) @ frequencies.T).to(dtype)  # [(B,) N, R]
+    if angles.dim() == 2:
+        angles = angles[None]
+    cos, sin = angles.cos()[:, None], angles.sin()[:, None]  # [B or 1, 1, N, R]
+    a, c = cos_weight.to(dtype)[None, :, None], sin_weight.to(dtype)[None, :, None]  # [1, H, 1, R]
+    # 2. augmented queries and keys
+    shape = (*query.shape[:3], cos.shape[-1])
+    query = torch.cat([query * scale, (a * cos + c * sin).expand(shape), (a * sin - c * cos).expand(shape)], dim=-1)
+    key = torch.cat([key, cos.expand(shape), sin.expand(shape)], dim=-1)
+    # 3. one width
+    size = max(query.shape[-1], width)
+    query, key = (torch.nn.functional.pad(t, (0, size - t.shape[-1])) for t in (query, key))
+    value = torch.nn.functional.pad(value, (0, size - width))
+    # 4. fused attention
+    return softmax_transform(query, key, value, mask, causal, scale=1.0)[..., :width]
+
+
+def softmax_fourier_transform_naive(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    positions: torch.Tensor,
+    frequencies: torch.Tensor,
+    cos_weight: torch.Tensor,
+    sin_weight: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    scale: float | None = None,
+) -> torch.Tensor:
+    r"""Reference for `softmax_fourier_transform`: the bias as an explicit `[H, N, N]` table of every pair.
+
+    Steps:
+        1. offsets `x_i − x_j` of every pair `[(B,) N, N, P]`;
+        2. `b_ij = fourier_bias(x_i − x_j)`, heads first `[(B,) H, N, N]`;
+        3. `softmax_transform_naive` with that bias.
+    """
+    _check_fourier_bias(query, positions, frequencies, cos_weight, sin_weight)
+    # 1. offsets
+    offsets = positions[..., :, None, :] - positions[..., None, :, :]
+    # 2. the bias table
+    bias = fourier_bias(offsets, frequencies, cos_weight, sin_weight).movedim(-1, -3)
+    # 3. attention with it
+    return softmax_transform_naive(query, key, value, mask, causal, bias.to(query.dtype), scale)
+
+
 def _check_mlp_kernel(positions, left, right, value, mask):
     if positions.dim() != 3:
         raise ValueError(f"`positions` must have shape [B, N, P], got {list(positions.shape)}.")
@@ -1718,6 +1841,7 @@ __all__ = [
     "decayed_kernel",
     "decayed_kernel_naive",
     "elu_plus_one",
+    "fourier_bias",
     "fourier_features",
     "grid_offsets",
     "local_conv",
@@ -1734,6 +1858,8 @@ __all__ = [
     "monte_carlo_transform",
     "relative_position_bias",
     "s4d_discretize",
+    "softmax_fourier_transform",
+    "softmax_fourier_transform_naive",
     "softmax_step",
     "softmax_transform",
     "softmax_transform_naive",

@@ -39,6 +39,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from .branches_content_itnet import ITNetFourierBias
 from .branches_grid_itnet import ITNetSpectralKernel
 from .branches_itnet import BranchState, ITNetBranch, point_families
 from .compat_itnet import (
@@ -284,7 +285,9 @@ class ITNetPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
-        if isinstance(module, ITNetSpectralKernel):
+        if isinstance(module, ITNetFourierBias):
+            module.reset_parameters()
+        elif isinstance(module, ITNetSpectralKernel):
             # decay rates log-spaced from 1 (a window of about one token) to 1 / max_position_embeddings (global)
             rates = torch.linspace(0.0, -math.log(self.config.max_position_embeddings), module.log_decay.numel())
             init.copy_(module.log_decay, rates)
@@ -391,6 +394,7 @@ class ITNetModel(ITNetPreTrainedModel):
                 config.hidden_size,
                 cls_token=config.point_cls_token,
                 stem_size=config.point_stem_size,
+                radius_feature=config.point_radius_feature,
             )
         self.layers = nn.ModuleList(
             [ITNetLayer(config, layer_idx, families, position_dims) for layer_idx in range(config.num_hidden_layers)]
@@ -599,10 +603,12 @@ class ITNetModel(ITNetPreTrainedModel):
 
     def _embed_points(self, points, point_features, attention_mask):
         self._require("point", "points")
-        hidden_states = self.point_embeddings(points, point_features)
+        self.point_embeddings.check(points, point_features)
         mask = None
         if attention_mask is not None:
-            mask = quadrature_mask(attention_mask, points.shape[:2], hidden_states.dtype, " (one weight per point)")
+            mask = quadrature_mask(attention_mask, points.shape[:2], points.dtype, " (one weight per point)")
+        hidden_states = self.point_embeddings(points, point_features, mask)
+        mask = None if mask is None else mask.to(hidden_states.dtype)
         positions = points.to(hidden_states.dtype)
         cls_token = self.point_embeddings.cls_token
         if cls_token is not None:  # a readout token first, placed at the centroid of the real points

@@ -159,3 +159,34 @@ def test_multimodal_routing_follows_needs_grid():
     for family in FAMILIES:
         expected = [5, 4] if FAMILIES[family].needs_grid else [9]  # grid families per segment, content over all
         assert calls[family] == expected, family
+
+
+@pytest.mark.parametrize("layout", ["1d", "2d", "points"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_softmax_fourier_bias_fused_equals_its_table(layout, causal):
+    """`softmax_bias_form="fourier"`: the fused branch (bias folded into q and k) equals attention with the bias as an
+    explicit `[H, N, N]` table (`relative_bias`), padded, at an odd length."""
+    from modeling_itnet.branches_content_itnet import ITNetSoftmaxBranch
+    from modeling_itnet.branches_itnet import ITNetLayout, _merge_heads, _split_heads
+    from modeling_itnet.kernels_itnet import softmax_transform_naive
+
+    torch.manual_seed(0)
+    dims = 3 if layout == "points" else 2
+    branch = ITNetSoftmaxBranch(16, 16, 4, causal, True, 5, 8, "gelu", position_dims=dims, bias_form="fourier")
+    assert branch.bias_kernel is None and branch.fourier_bias is not None
+    with torch.no_grad():
+        for p in branch.fourier_bias.parameters():
+            p.normal_()
+    grid = {"1d": (15,), "2d": (3, 5), "points": None}[layout]
+    positions = torch.randn(2, 15, 3) if layout == "points" else None
+    layout = ITNetLayout(
+        grid_shape=grid, length_scale=None if grid is None else (8.0,) * len(grid), positions=positions
+    )
+    hidden, values = torch.randn(2, 15, 16), torch.randn(2, 15, 16)
+    mask = torch.ones(2, 15)
+    mask[1, -4:] = 0
+    out = branch(hidden, values, mask, layout)
+    query, key = (_split_heads(t, 4) for t in branch.query_key(hidden).chunk(2, dim=-1))
+    bias = branch.relative_bias(layout.grid_shape, layout.length_scale, layout.positions, None, "cpu")
+    expected = _merge_heads(softmax_transform_naive(query, key, _split_heads(values, 4), mask, causal, bias))
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)

@@ -9,11 +9,14 @@ import pytest
 import torch
 
 from modeling_itnet.kernels_itnet import (
+    fourier_bias,
     mlp_kernel_transform,
     mlp_kernel_transform_naive,
     monte_carlo_sample,
     monte_carlo_transform,
     relative_position_bias,
+    softmax_fourier_transform,
+    softmax_fourier_transform_naive,
     softmax_transform,
     softmax_transform_naive,
 )
@@ -84,6 +87,64 @@ def test_softmax_transform_matches_naive_forward_and_backward(length, causal, pa
         return lambda q, k, v, b=None: fn(q, k, v, mask, causal, bias=b)
 
     _assert_all_close(_grads(run(softmax_transform), *tensors), _grads(run(softmax_transform_naive), *tensors), 1e-10)
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("layout", ["1d", "2d", "points"])
+@pytest.mark.parametrize("width", [3, 20])  # values narrower and wider than the augmented queries (4 + 2 * 6)
+def test_softmax_fourier_transform_matches_naive_forward_and_backward(length, causal, padded, layout, width):
+    gen = torch.Generator().manual_seed(0)
+    batch, heads, dim, rank = 2, 3, 4, 6
+    query, key = (torch.randn(batch, heads, length, dim, generator=gen, dtype=torch.float64) for _ in range(2))
+    value = torch.randn(batch, heads, length, width, generator=gen, dtype=torch.float64)
+    mask = _random_mask((batch, length), gen) if padded else None
+    if layout == "points":
+        positions, dims = torch.randn(batch, length, 3, generator=gen, dtype=torch.float64), 3
+    else:
+        grid = (length,) if layout == "1d" else GRIDS_2D[length]
+        axes = torch.meshgrid(*[torch.arange(g, dtype=torch.float64) for g in grid], indexing="ij")
+        positions, dims = torch.stack(axes, -1).reshape(length, len(grid)), len(grid)
+    frequencies = torch.randn(rank, dims, generator=gen, dtype=torch.float64)
+    cos_weight, sin_weight = (torch.randn(heads, rank, generator=gen, dtype=torch.float64) for _ in range(2))
+    tensors = (query, key, value, frequencies, cos_weight, sin_weight)
+
+    def run(fn):
+        return lambda q, k, v, f, a, c: fn(q, k, v, positions, f, a, c, mask, causal)
+
+    fast, ref = (
+        _grads(run(softmax_fourier_transform), *tensors),
+        _grads(run(softmax_fourier_transform_naive), *tensors),
+    )
+    _assert_all_close(fast, ref, 1e-10)
+
+
+def test_fourier_bias_is_stationary_and_matches_its_series():
+    gen = torch.Generator().manual_seed(0)
+    frequencies = torch.randn(5, 2, generator=gen, dtype=torch.float64)
+    a, c = torch.randn(3, 5, generator=gen, dtype=torch.float64), torch.randn(3, 5, generator=gen, dtype=torch.float64)
+    offset = torch.tensor([1.5, -2.0], dtype=torch.float64)
+    angles = frequencies @ offset
+    expected = (a * angles.cos()).sum(-1) + (c * angles.sin()).sum(-1)
+    torch.testing.assert_close(fourier_bias(offset, frequencies, a, c), expected)
+    # b(x_i - x_j) depends on the offset alone: shifting every position leaves the attention unchanged
+    query, key, value = (torch.randn(1, 3, 7, 4, generator=gen, dtype=torch.float64) for _ in range(3))
+    positions = torch.randn(7, 2, generator=gen, dtype=torch.float64)
+    out = softmax_fourier_transform(query, key, value, positions, frequencies, a, c)
+    shifted = softmax_fourier_transform(query, key, value, positions + 10.0, frequencies, a, c)
+    torch.testing.assert_close(out, shifted)
+
+
+def test_softmax_fourier_transform_rejects_bad_shapes():
+    query = torch.randn(1, 2, 5, 4)
+    frequencies, weight = torch.randn(3, 2), torch.randn(2, 3)
+    with pytest.raises(ValueError, match="`positions` must have shape"):
+        softmax_fourier_transform(query, query, query, torch.randn(4, 2), frequencies, weight, weight)
+    with pytest.raises(ValueError, match="`cos_weight` must have shape"):
+        softmax_fourier_transform(query, query, query, torch.randn(5, 2), frequencies, torch.randn(3, 3), weight)
+    with pytest.raises(ValueError, match="`frequencies` must have shape"):
+        softmax_fourier_transform(query, query, query, torch.randn(5, 2), torch.randn(3), weight, weight)
 
 
 @pytest.mark.parametrize("causal", [False, True])

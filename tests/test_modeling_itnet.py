@@ -373,6 +373,7 @@ FIELD_CHANGES = {
     "local_window": 5,
     "window_softmax_size": 2,
     "softmax_relative_bias": False,
+    "softmax_bias_form": "fourier",
     "state_size": 8,
     "recurrent_discretization": "zoh",
     "mlp_kernel_samples": 4,
@@ -390,6 +391,7 @@ FIELD_CHANGES = {
     "image_stem_channels": 4,
     "point_cls_token": True,
     "point_stem_size": 4,
+    "point_radius_feature": True,
     "gate_bias_init": 2.0,
     "pooling": "first",
     "modality_pooling": {"text": "max"},
@@ -405,6 +407,7 @@ FIELD_CONTEXT = {
     "local_window": {"kernel_families": ["local", "low_rank"]},
     "window_softmax_size": {"kernel_families": ["window_softmax"]},
     "softmax_relative_bias": {"kernel_families": ["softmax"]},
+    "softmax_bias_form": {"kernel_families": ["softmax"]},
     "state_size": {"kernel_families": ["recurrent", "ssm"]},
     "recurrent_discretization": {"kernel_families": ["recurrent"]},
     "mlp_kernel_samples": {"kernel_families": ["mlp"]},
@@ -414,6 +417,7 @@ FIELD_CONTEXT = {
     "recurrent_decay": {"kernel_families": ["recurrent"]},
     "recurrent_dt_rank": {"kernel_families": ["recurrent"], "recurrent_decay": "channel"},
     "point_stem_size": {"kernel_families": ["low_rank"]},
+    "point_radius_feature": {"kernel_families": ["low_rank"]},
 }
 
 

@@ -195,8 +195,9 @@ def test_point_cloud_logits_ignore_the_order_of_points(families):
 
 
 @pytest.mark.parametrize("families", POINT_FAMILIES)
-def test_padded_point_clouds_give_the_unpadded_logits(families):
-    model = build(ITNetForPointCloudClassification, kernel_families=families)
+@pytest.mark.parametrize("radius", [False, True])
+def test_padded_point_clouds_give_the_unpadded_logits(families, radius):
+    model = build(ITNetForPointCloudClassification, kernel_families=families, point_radius_feature=radius)
     points = cloud()
     padded = torch.cat([points, torch.randn(2, 7, 3)], dim=1)
     mask = torch.cat([torch.ones(2, 40), torch.zeros(2, 7)], dim=1)
@@ -215,6 +216,25 @@ def test_point_cloud_model_keeps_only_content_kernels_and_depends_on_geometry():
         assert not torch.allclose(model(points=points).logits, model(points=points * 0.5).logits, atol=1e-4)
     with pytest.raises(ValueError, match="kernel_families"):
         build(ITNetForPointCloudClassification, kernel_families=["spectral", "local"])
+
+
+def test_point_radius_feature_is_the_squared_distance_from_the_centroid():
+    model = build(ITNetForPointCloudClassification, point_radius_feature=True)
+    embeddings = model.itnet.point_embeddings
+    assert embeddings.projection.in_features == 4
+    points = cloud()
+    rotation, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(3)))
+    moved = points @ rotation.T + torch.tensor([1.0, -2.0, 0.5])  # rotated and translated: the same radii
+    weight, bias = embeddings.projection.weight, embeddings.projection.bias
+
+    def radius_part(cloud_points):  # the embedding is W [x, y, z, r²] + b: its r² column, read back
+        rest = embeddings(cloud_points) - cloud_points @ weight[:, :3].T - bias
+        return rest @ weight[:, 3] / weight[:, 3].square().sum()
+
+    with torch.no_grad():
+        expected = (points - points.mean(1, keepdim=True)).square().sum(-1)
+        torch.testing.assert_close(radius_part(points), expected, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(radius_part(moved), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_point_features_are_used_and_checked():

@@ -24,6 +24,8 @@ def assert_reproduces(output: torch.Tensor, reference: torch.Tensor) -> None:
         assert torch.equal(output, reference)
     else:
         torch.testing.assert_close(output, reference, rtol=1e-5, atol=1e-5)
+
+
 LOADERS = {"causal-lm-all-families": ITNetForCausalLM, "vqa-all-families": ITNetForVisualQuestionAnswering}
 
 
