@@ -313,6 +313,25 @@ def sentiment_task() -> Task:
 VQA_IMAGE_SIZE, VQA_PATCH_SIZE, VQA_QUESTION_LENGTH = 32, 4, 32
 
 
+def _vilt_config(vocab: int, width: int, **extra):
+    """ViLT at width `width` on the 32 x 32 easy-VQA images (2 layers, 4 heads, no dropout), `extra` on top."""
+    from transformers import ViltConfig
+
+    return ViltConfig(
+        vocab_size=vocab,
+        hidden_size=width,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=2 * width,
+        image_size=VQA_IMAGE_SIZE,
+        patch_size=VQA_PATCH_SIZE,
+        max_position_embeddings=VQA_QUESTION_LENGTH,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        **extra,
+    )
+
+
 def load_vqa(train_needed: int, quick: bool) -> dict:
     from offline_data import EASY_VQA_ANSWERS, load_offline
 
@@ -335,7 +354,7 @@ def load_vqa(train_needed: int, quick: bool) -> dict:
 
 def vqa_task() -> Task:
     from offline_data import EASY_VQA_ANSWERS
-    from transformers import ViltConfig, ViltForQuestionAnswering
+    from transformers import ViltForQuestionAnswering
 
     from modeling_itnet import ITNetForVisualQuestionAnswering
 
@@ -351,21 +370,7 @@ def vqa_task() -> Task:
             _itnet_config(vocab_size=vocab, image_size=VQA_IMAGE_SIZE, patch_size=VQA_PATCH_SIZE, **labels)
         ),
         baselines={
-            "ViLT": lambda w: ViltForQuestionAnswering(
-                ViltConfig(
-                    vocab_size=vocab,
-                    hidden_size=w,
-                    num_hidden_layers=2,
-                    num_attention_heads=4,
-                    intermediate_size=2 * w,
-                    image_size=VQA_IMAGE_SIZE,
-                    patch_size=VQA_PATCH_SIZE,
-                    max_position_embeddings=VQA_QUESTION_LENGTH,
-                    hidden_dropout_prob=0.0,
-                    attention_probs_dropout_prob=0.0,
-                    **labels,
-                )
-            ),
+            "ViLT": lambda w: ViltForQuestionAnswering(_vilt_config(vocab, w, **labels)),
         },
         load=load_vqa,
     )
@@ -403,7 +408,7 @@ def load_nlvr2(train_needed: int, quick: bool) -> dict:
 
 def nlvr2_task() -> Task:
     from offline_data import NLVR2_EASY_LABELS
-    from transformers import ViltConfig, ViltForImagesAndTextClassification
+    from transformers import ViltForImagesAndTextClassification
 
     from modeling_itnet import ITNetForImagesAndTextClassification
 
@@ -422,21 +427,8 @@ def nlvr2_task() -> Task:
         ),
         baselines={
             "ViLT": lambda w: ViltForImagesAndTextClassification(
-                ViltConfig(
-                    vocab_size=vocab,
-                    hidden_size=w,
-                    num_hidden_layers=2,
-                    num_attention_heads=4,
-                    intermediate_size=2 * w,
-                    image_size=VQA_IMAGE_SIZE,
-                    patch_size=VQA_PATCH_SIZE,
-                    max_position_embeddings=VQA_QUESTION_LENGTH,
-                    hidden_dropout_prob=0.0,
-                    attention_probs_dropout_prob=0.0,
-                    num_images=2,
-                    modality_type_vocab_size=3,  # text, left image, right image (ViLT's NLVR2 setting)
-                    **labels,
-                )
+                # text, left image, right image: ViLT's NLVR2 setting
+                _vilt_config(vocab, w, num_images=2, modality_type_vocab_size=3, **labels)
             ),
         },
         load=load_nlvr2,

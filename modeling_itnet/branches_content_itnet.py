@@ -272,7 +272,6 @@ class ITNetSoftmaxBranch(ITNetBranch):
         if self.fourier_bias is not None and layout.segments is None:  # fused: the bias folded into q and k
             bias = self.fourier_bias
             positions = bias.positions(layout.grid_shape, query.device) if layout.grid_shape else layout.positions
-            positions = nn.functional.pad(positions, (bias.frequencies.shape[1] - positions.shape[-1], 0))
             out = softmax_fourier_transform(
                 query, key, heads, positions, bias.frequencies, bias.cos_weight, bias.sin_weight, mask, self.is_causal
             )

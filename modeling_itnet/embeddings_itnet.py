@@ -153,6 +153,12 @@ class ITNetPatchEmbeddings(nn.Module):
         return torch.cat([table[:, :first], patches.permute(0, 2, 3, 1).reshape(1, height * width, -1)], dim=1)
 
 
+def point_centroid(points: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The centroid `[B, 1, 3]` of each cloud's real points (`points` `[B, N, 3]`, `mask` `[B, N]` weights)."""
+    weights = torch.ones_like(points[..., :1]) if mask is None else mask.unsqueeze(-1).to(points.dtype)
+    return (points * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1.0)
+
+
 class ITNetPointEmbeddings(nn.Module):
     """Point tokens: coordinates `points [B, N, 3]` and optional `point_features [B, N, F]` → `[B, N, D]`, a linear
     map of `[x, y, z, features]` (PointNet's first layer). With `stem_size > 0`, plus a shared per-point MLP
@@ -210,12 +216,14 @@ class ITNetPointEmbeddings(nn.Module):
         self, points: torch.Tensor, point_features: torch.Tensor | None = None, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """`points` `[B, N, 3]`, `point_features` `[B, N, F]`, `mask` `[B, N]` (1 real, 0 padding) → `[B, N, D]`."""
-        points = self.check(points, point_features)
+        return self.embed(self.check(points, point_features), mask)
+
+    def embed(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The tokens of inputs `check` has validated, `[x, y, z, features]` `[B, N, 3 + F]` → `[B, N, D]`."""
         if self.radius_feature:
             coords = points[..., :3]
-            weights = torch.ones_like(coords[..., :1]) if mask is None else mask.unsqueeze(-1).to(coords.dtype)
-            centroid = (coords * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1.0)
-            points = torch.cat([points, (coords - centroid).square().sum(-1, keepdim=True)], dim=-1)
+            radius = (coords - point_centroid(coords, mask)).square().sum(-1, keepdim=True)
+            points = torch.cat([points, radius], dim=-1)
         points = points.to(self.projection.weight.dtype)
         if self.stem is None:
             return self.projection(points)
@@ -229,4 +237,5 @@ __all__ = [
     "ITNetStemLinear",
     "ITNetStemOutput",
     "ITNetTextEmbeddings",
+    "point_centroid",
 ]

@@ -65,6 +65,7 @@ from .embeddings_itnet import (
     ITNetStemLinear,
     ITNetStemOutput,
     ITNetTextEmbeddings,
+    point_centroid,
 )
 from .layers_itnet import ITNetFeedForward, ITNetGate, ITNetMixer
 from .validation_itnet import (
@@ -603,17 +604,16 @@ class ITNetModel(ITNetPreTrainedModel):
 
     def _embed_points(self, points, point_features, attention_mask):
         self._require("point", "points")
-        self.point_embeddings.check(points, point_features)
+        inputs = self.point_embeddings.check(points, point_features)
         mask = None
         if attention_mask is not None:
             mask = quadrature_mask(attention_mask, points.shape[:2], points.dtype, " (one weight per point)")
-        hidden_states = self.point_embeddings(points, point_features, mask)
+        hidden_states = self.point_embeddings.embed(inputs, mask)
         mask = None if mask is None else mask.to(hidden_states.dtype)
         positions = points.to(hidden_states.dtype)
         cls_token = self.point_embeddings.cls_token
         if cls_token is not None:  # a readout token first, placed at the centroid of the real points
-            weights = torch.ones_like(positions[..., :1]) if mask is None else mask.unsqueeze(-1)
-            centroid = (positions * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1.0)
+            centroid = point_centroid(positions, mask)
             hidden_states = torch.cat(
                 [cls_token.expand(len(points), -1, -1).to(hidden_states.dtype), hidden_states], 1
             )
