@@ -200,13 +200,17 @@ def spectral_conv(
 
     Bidirectional, O(N log N):
         1. zero the padded values (`w_j v_j`);
-        2. lay the kernel out circularly on an FFT grid of size `L_a ≥ 2 g_a − 1` per axis, so that circular
-           convolution equals linear convolution (no wrap-around);
-        3. multiply the spectra of values and kernel, transform back and crop to the input grid.
+        2. a 2-D grid `[H, W]` becomes one line (`_raster_line`): its rows laid end to end with a stride of
+           `S = 2W − 1`, so that every 2-D offset `(δ_h, δ_w)` is the distinct 1-D offset `δ_h S + δ_w` and the
+           2-D convolution is a 1-D one (one contiguous FFT per channel, not a strided one per axis);
+        3. lay the kernel out circularly on an FFT grid of size `L ≥ 2g − 1`, so that circular convolution equals
+           linear convolution (no wrap-around);
+        4. multiply the spectra of values and kernel, transform back and crop to the input grid.
 
-    Causal (`k(δ) = 0` for offsets that look ahead; raster order in 2-D), O(N log² N), see
-    `_causal_spectral_conv`: no output ever reads a later input, so causality holds bit for bit, which a single
-    global FFT (whose rounding mixes every position) cannot give.
+    Causal (`k(δ) = 0` for offsets that look ahead; raster order in 2-D, which the line keeps): the forward pass is
+    O(N log² N), see `_causal_spectral_conv`: no output ever reads a later input, so causality holds bit for bit,
+    which a single global FFT (whose rounding mixes every position) cannot give. The backward pass has no causality
+    to keep and is the bidirectional one, O(N log N) (`_CausalFFTConvolution`).
 
     Computes in at least float32 (`torch.fft` rejects half precision on CPU) and returns the input dtype.
 
@@ -230,51 +234,109 @@ def spectral_conv(
     k = kernel.to(compute_dtype).movedim(-1, 0)  # [D, *(2g − 1)]
     if causal:
         k = k * causal_offset_mask(grid, device=k.device)
-        return _causal_spectral_conv(v, k).movedim(1, -1).to(dtype)
-    # 2. circular layout: offset δ at entry δ mod L of an FFT grid of L ≥ 2g − 1 per axis
-    fft_shape = tuple(_fft_size(2 * g - 1) for g in grid)
-    circular = _circular_layout(k, tuple(range(1, len(grid) + 1)), fft_shape)
-    # 3. product of spectra, inverse transform, crop
-    return _FFTConvolution.apply(v, circular).movedim(1, -1).to(dtype)
+    # 2. one line: [B, D, G], [D, 2G − 1]
+    if len(grid) == 2:
+        v, k = _raster_line(v, k)
+    if causal:
+        out = _CausalFFTConvolution.apply(v, k)
+    else:
+        # 3. circular layout: offset δ at entry δ mod L of an FFT line of L ≥ 2G − 1
+        circular = _circular_layout(k, (1,), (_fft_size(2 * v.shape[-1] - 1),))
+        # 4. product of spectra, inverse transform, crop
+        out = _FFTConvolution.apply(v, circular)
+    if len(grid) == 2:
+        out = _from_raster_line(out, grid)
+    return out.movedim(1, -1).to(dtype)
+
+
+def _raster_line(values: torch.Tensor, kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""A 2-D stationary transform as a 1-D one: `values` `[B, D, H, W]` → `[B, D, G]` and `kernel`
+    `[D, 2H − 1, 2W − 1]` → `[D, 2G − 1]`, with rows of stride `S = 2W − 1` and `G = (H − 1) S + W`.
+
+    Point `(h, w)` goes to `h S + w` (the `W − 1` entries after each row are zeros) and offset `(δ_h, δ_w)` to
+    `δ_h S + δ_w`; as `|δ_w| ≤ W − 1 < S/2`, distinct 2-D offsets stay distinct, and the offset table laid out row
+    after row with stride `S` is exactly the 1-D offset table of a line of `G` points (its centre
+    `(H − 1) S + W − 1 = G − 1`): the reshape is the whole change of layout. Raster order is kept."""
+    batch, channels, height, width = values.shape
+    stride = 2 * width - 1
+    line = torch.nn.functional.pad(values, (0, width - 1)).reshape(batch, channels, height * stride)
+    return line[..., : (height - 1) * stride + width], kernel.reshape(channels, (2 * height - 1) * stride)
+
+
+def _from_raster_line(line: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """`_raster_line`'s inverse on the values: `[B, D, G]` → `[B, D, H, W]`."""
+    (height, width), stride = grid, 2 * grid[1] - 1
+    line = torch.nn.functional.pad(line, (0, height * stride - line.shape[-1]))
+    return line.reshape(*line.shape[:2], height, stride)[..., :width]
 
 
 class _FFTConvolution(torch.autograd.Function):
-    r"""`y = crop_g(irfftn(rfftn(v, s=L) · rfftn(c)))` over the grid axes: the linear convolution of `v`
-    `[B, D, *g]` with the circularly laid-out kernel `c` `[D, *L]` (`L ≥ 2g − 1`), returning `[B, D, *g]`.
+    r"""`y = crop_G(irfft(rfft(v, n=L) · rfft(c)))`: the linear convolution of `v` `[B, D, G]` with the circularly
+    laid-out kernel `c` `[D, L]` (`L ≥ 2G − 1`), returning `[B, D, G]`.
 
     The backward pass is the adjoint written out, two correlations through the same real transforms:
 
-        ∂v = crop_g(irfftn(G · conj(C))),      ∂c = irfftn(Σ_b G · conj(V)),      G = rfftn(∂y, s=L),
+        ∂v = crop_G(irfft(Γ · conj(C))),      ∂c = irfft(Σ_b Γ · conj(V)),      Γ = rfft(∂y, n=L),
 
-    three real FFTs forward and three backward, where autograd through `rfftn` runs two full complex transforms
+    three real FFTs forward and three backward, where autograd through `rfft` runs two full complex transforms
     of the padded gradient. First derivatives only (a second one raises)."""
 
     @staticmethod
     def forward(ctx, v: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        fft_shape, grid = tuple(c.shape[1:]), tuple(v.shape[2:])
-        axes = tuple(range(2, v.dim()))
-        spectrum_v = torch.fft.rfftn(_zero_pad(v, axes, fft_shape), dim=axes)
-        spectrum_c = torch.fft.rfftn(c, dim=tuple(a - 1 for a in axes))
+        size = c.shape[-1]
+        spectrum_v = torch.fft.rfftn(_zero_pad(v, (2,), (size,)), dim=(2,))
+        spectrum_c = torch.fft.rfftn(c, dim=(1,))
         ctx.save_for_backward(spectrum_v, spectrum_c)
-        ctx.fft_shape, ctx.grid = fft_shape, grid
-        out = torch.fft.irfftn(spectrum_v * spectrum_c, s=fft_shape, dim=axes)
-        return out[(slice(None), slice(None)) + tuple(slice(0, n) for n in grid)]
+        ctx.size = size
+        out = torch.fft.irfftn(spectrum_v * spectrum_c, s=(size,), dim=(2,))
+        return out[..., : v.shape[-1]]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         spectrum_v, spectrum_c = ctx.saved_tensors
-        axes = tuple(range(2, grad.dim()))
-        spectrum_g = torch.fft.rfftn(_zero_pad(grad, axes, ctx.fft_shape), dim=axes)
-        grad_v = grad_c = None
-        if ctx.needs_input_grad[0]:
-            grad_v = torch.fft.irfftn(spectrum_g * spectrum_c.conj(), s=ctx.fft_shape, dim=axes)
-            grad_v = grad_v[(slice(None), slice(None)) + tuple(slice(0, n) for n in ctx.grid)]
-        if ctx.needs_input_grad[1]:
-            kernel_axes = tuple(a - 1 for a in axes)
-            product = spectrum_g * spectrum_v.conj()
-            product = product[0] if product.shape[0] == 1 else product.sum(0)  # a sum of one would copy
-            grad_c = torch.fft.irfftn(product, s=ctx.fft_shape, dim=kernel_axes)
+        return _fft_convolution_backward(grad, lambda: spectrum_v, spectrum_c, ctx.size, ctx.needs_input_grad)
+
+
+def _fft_convolution_backward(grad, spectrum_v, spectrum_c, size: int, needs: tuple[bool, bool]):
+    """`(∂v, ∂c)` of `_FFTConvolution` from the spectra of its inputs on an FFT line of `size` (`None` where not
+    needed); `spectrum_v` a function giving the values' spectrum, called only for `∂c`."""
+    spectrum_g = torch.fft.rfftn(_zero_pad(grad, (2,), (size,)), dim=(2,))
+    grad_v = grad_c = None
+    if needs[0]:
+        grad_v = torch.fft.irfftn(spectrum_g * spectrum_c.conj(), s=(size,), dim=(2,))[..., : grad.shape[-1]]
+    if needs[1]:
+        product = spectrum_g * spectrum_v().conj()
+        product = product[0] if product.shape[0] == 1 else product.sum(0)  # a sum of one would copy
+        grad_c = torch.fft.irfftn(product, s=(size,), dim=(1,))
+    return grad_v, grad_c
+
+
+class _CausalFFTConvolution(torch.autograd.Function):
+    r"""`_causal_spectral_conv(v, k)` (bit-exact causal, O(N log² N)) with the backward pass of the linear
+    convolution it computes, through one zero-padded FFT as `_FFTConvolution`'s (O(N log N)):
+
+        ∂v = crop_G(irfft(Γ · conj(C))),      ∂k = uncirc(irfft(Σ_b Γ · conj(V))),      Γ = rfft(∂y, n=L),
+
+    `C` the spectrum of the (already causal) kernel laid out circularly and `uncirc` the adjoint of that layout.
+    Gradients have no causality to keep bit for bit; they equal the adjoint of the forward up to float rounding.
+    `v` `[B, D, G]`, `k` `[D, 2G − 1]`. First derivatives only."""
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(v, k)
+        return _causal_spectral_conv(v, k)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        v, k = ctx.saved_tensors
+        size = _fft_size(2 * v.shape[-1] - 1)
+        spectrum_c = torch.fft.rfftn(_circular_layout(k, (1,), (size,)), dim=(1,))
+        spectrum_v = lambda: torch.fft.rfftn(_zero_pad(v, (2,), (size,)), dim=(2,))
+        grad_v, grad_c = _fft_convolution_backward(grad, spectrum_v, spectrum_c, size, ctx.needs_input_grad)
+        if grad_c is not None:  # the adjoint of `_circular_layout`: roll back, crop to the offset table
+            grad_c = grad_c.roll(v.shape[-1] - 1, dims=1)[:, : k.shape[1]]
         return grad_v, grad_c
 
 
@@ -288,57 +350,47 @@ def _zero_pad(x: torch.Tensor, axes: tuple[int, ...], sizes: tuple[int, ...]) ->
 
 
 def _causal_spectral_conv(values: torch.Tensor, kernel: torch.Tensor, block_tokens: int = 64) -> torch.Tensor:
-    r"""Causal stationary transform by the online (relaxed) block decomposition of the lower-triangular kernel.
+    r"""Causal stationary transform on a line by the online (relaxed) block decomposition of the lower-triangular
+    kernel.
 
-    The first grid axis (rows; the only axis in 1-D) is cut into blocks of `C` rows, `C·prod(rest) ≈
-    block_tokens`, and padded at the end to `P = C·2^L` rows. Then
+    The line is cut into blocks of `C = min(G, block_tokens)` points and padded at the end to `P = C·2^L`. Then
 
-        1. diagonal blocks: within each block of `C` rows, `y_i = Σ_j k(x_i − x_j) v_j` as a `[C·R, C·R]` matrix
-           product (the kernel is already zero where `x_j` comes after `x_i`);
-        2. for `s = C, 2C, ..., P/2`: the rows are paired into blocks `[2ps, 2ps + s)` (inputs) and
-           `[2ps + s, 2ps + 2s)` (outputs); every output row comes after every input row, so the whole kernel
-           applies, and one FFT of size `2s` over the input block alone gives the block's contribution.
+        1. diagonal blocks: within each block, `y_i = Σ_j k(x_i − x_j) v_j` as a `[C, C]` matrix product (the
+           kernel is already zero where `x_j` comes after `x_i`);
+        2. for `s = C, 2C, ..., P/2`: the points are paired into blocks `[2ps, 2ps + s)` (inputs) and
+           `[2ps + s, 2ps + 2s)` (outputs); every output comes after every input, so the whole kernel applies,
+           and one FFT of size `2s` over the input block alone gives the block's contribution.
 
     Every square of the lower triangle is covered exactly once, and each output is computed from earlier inputs
-    only. Cost O(N log N) per level, O(N log² N) in all.
+    only. Cost O(N log N) per level, O(N log² N) in all. Runs without autograd (`_CausalFFTConvolution`).
 
     Args:
-        values: `[B, D, G, *rest]` (channels first), already weighted by the mask.
-        kernel: `[D, 2G − 1, *(2r − 1)]`, already zero at non-causal offsets.
+        values: `[B, D, G]` (channels first), already weighted by the mask.
+        kernel: `[D, 2G − 1]`, already zero at non-causal offsets.
 
     Returns:
-        `[B, D, G, *rest]`.
+        `[B, D, G]`.
     """
-    batch, channels, rows, *rest = values.shape
-    rest = tuple(rest)
-    per_row = math.prod(rest)
-    block = min(rows, max(1, block_tokens // per_row))
-    padded_rows = block * 2 ** math.ceil(math.log2(math.ceil(rows / block)))
-    v = torch.nn.functional.pad(values, (0, 0) * len(rest) + (0, padded_rows - rows))
-    # 1. diagonal blocks, each a [C·R, C·R] kernel matrix gathered from k
-    local = kernel[(slice(None),) + _pair_index((block, *rest), (rows, *rest), v.device)]  # [D, C·R, C·R]
-    blocks = v.reshape(batch, channels, padded_rows // block, block * per_row)
-    out = torch.einsum("dij,bdnj->bdni", local, blocks).reshape(v.shape)
-    # 2. off-diagonal squares, level by level; kernel rows for row offsets 0 .. P - 1 (zero past G - 1), the other
-    #    axes laid out circularly once for every level
-    fft_rest = tuple(_fft_size(2 * r - 1) for r in rest)
-    ahead = _zero_pad(kernel[:, rows - 1 :], (1,), (padded_rows,))
-    ahead = _circular_layout(ahead, tuple(range(2, 2 + len(rest))), fft_rest)
-    dims = tuple(range(-1 - len(rest), 0))
+    batch, channels, length = values.shape
+    block = min(length, block_tokens)
+    padded = block * 2 ** math.ceil(math.log2(math.ceil(length / block)))
+    v = torch.nn.functional.pad(values, (0, padded - length))
+    # 1. diagonal blocks, each a [C, C] kernel matrix gathered from k
+    local = kernel[:, _pair_index((block,), (length,), v.device)[0]]  # [D, C, C]
+    blocks = v.reshape(batch, channels, padded // block, block)
+    out = torch.einsum("dij,bdnj->bdni", local, blocks).reshape(v.shape).contiguous()
+    # 2. off-diagonal squares, level by level; the kernel at offsets 0 .. P − 1 (zero past G − 1)
+    ahead = _zero_pad(kernel[:, length - 1 :], (1,), (padded,))
     size = block
-    while size < padded_rows:
-        pairs = padded_rows // (2 * size)
-        inputs = v.reshape(batch, channels, pairs, 2, size, *rest)[:, :, :, 0]
-        circular = ahead[:, : 2 * size]
-        spectrum = torch.fft.rfftn(inputs, s=(2 * size, *fft_rest), dim=dims) * torch.fft.rfftn(
-            circular, dim=dims
-        ).unsqueeze(1)
-        contribution = torch.fft.irfftn(spectrum, s=(2 * size, *fft_rest), dim=dims)
-        contribution = contribution[(Ellipsis, slice(size, 2 * size)) + tuple(slice(0, r) for r in rest)]
-        update = torch.stack([torch.zeros_like(contribution), contribution], dim=3)
-        out = out + update.reshape(v.shape)
+    while size < padded:
+        pairs = padded // (2 * size)
+        inputs = v.reshape(batch, channels, pairs, 2, size)[:, :, :, 0]
+        spectrum = torch.fft.rfftn(inputs, s=(2 * size,), dim=(-1,))
+        spectrum = spectrum * torch.fft.rfftn(ahead[:, : 2 * size], dim=(-1,)).unsqueeze(1)
+        contribution = torch.fft.irfftn(spectrum, s=(2 * size,), dim=(-1,))[..., size:]
+        out.view(batch, channels, pairs, 2, size)[:, :, :, 1] += contribution  # the later block of each pair
         size *= 2
-    return out[:, :, :rows]
+    return out[:, :, :length]
 
 
 def spectral_conv_naive(

@@ -53,12 +53,14 @@ def test_spectral_conv_matches_naive_forward_and_backward(grid, causal, padded):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
-def test_spectral_conv_first_derivatives_only():
-    """The FFT convolution's hand-written backward is first order: a second derivative raises instead of returning
-    a wrong one."""
+@pytest.mark.parametrize("causal", [False, True])
+def test_spectral_conv_first_derivatives_only(causal):
+    """The FFT convolutions' hand-written backward passes are first order: a second derivative raises instead of
+    returning a wrong one."""
     values = torch.randn(1, 9, 2, dtype=torch.float64, requires_grad=True)
     kernel = torch.randn(17, 2, dtype=torch.float64, requires_grad=True)
-    (grad,) = torch.autograd.grad(spectral_conv(values, kernel).pow(2).sum(), values, create_graph=True)
+    out = spectral_conv(values, kernel, causal=causal)
+    (grad,) = torch.autograd.grad(out.pow(2).sum(), values, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):
         grad.sum().backward()
 
