@@ -208,22 +208,17 @@ def question_prior(data: dict) -> float:
     return correct.float().mean().item()
 
 
-def train_job(job: dict) -> dict:
-    """Train one model of one task at one learning rate and seed; returns its metrics, curve and gates."""
-    torch.set_num_threads(1)
-    task, data = _task_and_data(job["task"], job["itnet"], job["steps"] * job["batch_size"], job["quick"])
-    if job["model"] == "ITNet":  # no baselines to size
-        entry = {"model": "ITNet", "build": task.itnet, "width": 0, "parameters": count_parameters(task.itnet())}
-    else:
-        entry = next(m for m in build_models(task) if m["model"] == job["model"])
+def fit(build, task, data: dict, steps: int, learning_rate: float, seed: int, checkpoints=(), rows=None) -> tuple:
+    """The protocol's training run: `torch.manual_seed(seed)`, then `build()` trained for `steps` steps of the task's
+    batch size in `batch_order(seed)` (AdamW, warm-up + cosine, clipping), stopping at a non-finite loss; the
+    validation metric (first `rows` rows) at every step of `checkpoints` before the last. Returns the model, the
+    losses, the curve `[(step, metric)]` and the seconds spent in training steps alone."""
     pad = data.get("pad_token_id")
-    torch.manual_seed(job["seed"])
-    model = entry["build"]().train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=job["learning_rate"], weight_decay=WEIGHT_DECAY)
-    scheduler = schedule(optimizer, job["steps"])
-    batches = batch_order(split_size(data["train"]), job["steps"], task.batch_size, job["seed"])
-    points = 10 if job["quick"] else CURVE_POINTS[job["budget"]]
-    checkpoints = {round(job["steps"] * k / points) for k in range(1, points + 1)}
+    torch.manual_seed(seed)
+    model = build().train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
+    scheduler = schedule(optimizer, steps)
+    batches = batch_order(split_size(data["train"]), steps, task.batch_size, seed)
     losses, curve, train_seconds = [], [], 0.0
     for step, index in enumerate(batches, start=1):
         start = time.perf_counter()
@@ -237,8 +232,25 @@ def train_job(job: dict) -> dict:
         losses.append(loss.item())
         if not math.isfinite(losses[-1]):
             break
-        if step in checkpoints and step < job["steps"]:
-            curve.append((step, evaluate(model, task, data["validation"], task.batch_size, pad, CURVE_ROWS)))
+        if step in checkpoints and step < steps:
+            curve.append((step, evaluate(model, task, data["validation"], task.batch_size, pad, rows)))
+    return model, losses, curve, train_seconds
+
+
+def train_job(job: dict) -> dict:
+    """Train one model of one task at one learning rate and seed; returns its metrics, curve and gates."""
+    torch.set_num_threads(1)
+    task, data = _task_and_data(job["task"], job["itnet"], job["steps"] * job["batch_size"], job["quick"])
+    if job["model"] == "ITNet":  # no baselines to size
+        entry = {"model": "ITNet", "build": task.itnet, "width": 0, "parameters": count_parameters(task.itnet())}
+    else:
+        entry = next(m for m in build_models(task) if m["model"] == job["model"])
+    pad = data.get("pad_token_id")
+    points = 10 if job["quick"] else CURVE_POINTS[job["budget"]]
+    checkpoints = {round(job["steps"] * k / points) for k in range(1, points + 1)}
+    model, losses, curve, train_seconds = fit(
+        entry["build"], task, data, job["steps"], job["learning_rate"], job["seed"], checkpoints, CURVE_ROWS
+    )
     finite = all(math.isfinite(x) for x in losses)
     worst = math.inf if task.metric == "perplexity" else 0.0
     validation = evaluate(model, task, data["validation"], task.batch_size, pad) if finite else worst

@@ -24,7 +24,6 @@ batch order), `--steps` steps, seed 0, validation accuracy (the comparison's val
 import argparse
 import itertools
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,8 +33,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import specialized_models
-from compare_specialized import MAX_GRAD_NORM, WEIGHT_DECAY, batch_order, evaluate, schedule
-from specialized_models import PointNet, count_parameters, make_batch, match_width, split_size
+from compare_specialized import evaluate, fit
+from specialized_models import PointNet, count_parameters, match_width
 
 from modeling_itnet import ITNetForPointCloudClassification, preset_config
 
@@ -84,23 +83,10 @@ def with_squared_radius(data: dict) -> dict:
 
 
 def train(build, data: dict, steps: int, learning_rate: float, seed: int = 0) -> tuple[float, list, float]:
-    torch.manual_seed(seed)
-    model = build().train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
-    scheduler = schedule(optimizer, steps)
-    task = SimpleNamespace(metric="accuracy")
-    curve, seconds = [], 0.0
-    for step, index in enumerate(batch_order(split_size(data["train"]), steps, 32, seed), start=1):
-        start = time.perf_counter()
-        loss = model(**make_batch(data["train"], index, None)).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-        optimizer.step()
-        scheduler.step()
-        seconds += time.perf_counter() - start
-        if step % max(1, steps // 4) == 0 or step == steps:
-            curve.append((step, evaluate(model, task, data["validation"], 32, None)))
+    task = SimpleNamespace(metric="accuracy", batch_size=32)
+    every = max(1, steps // 4)
+    model, _, curve, seconds = fit(build, task, data, steps, learning_rate, seed, set(range(every, steps, every)))
+    curve.append((steps, evaluate(model, task, data["validation"], 32, None)))
     return curve[-1][1], curve, seconds / steps
 
 

@@ -381,15 +381,17 @@ def vqa_task() -> Task:
 NLVR2_TRAIN_PAIRS = 16000  # the cached `nlvr2_easy` has 4,000: drawn again, larger, with its generator and seed
 
 
-def load_nlvr2(train_needed: int, quick: bool) -> dict:
+def load_nlvr2(train_needed: int, quick: bool, templates: list[str] | None = None) -> dict:
     """Pairs of easy-vqa images with a true/false statement: train and validation drawn from its train images (the
     last `VALIDATION_ROWS["nlvr2"]` rows held out), test the cached `nlvr2_easy` validation split (its test images,
-    never seen in training)."""
+    never seen in training). `templates`: the statement templates of the training and validation pairs (default all;
+    the test split always has all of them)."""
     from datasets import DatasetDict
     from offline_data import nlvr2_easy_pairs
 
     pairs = 600 + VALIDATION_ROWS["nlvr2"] if quick else NLVR2_TRAIN_PAIRS
-    data = DatasetDict(train=nlvr2_easy_pairs("train", pairs, seed=0), test=nlvr2_easy_pairs("test", 1000, seed=1))
+    train = nlvr2_easy_pairs("train", pairs, seed=0, templates=templates)
+    data = DatasetDict(train=train, test=nlvr2_easy_pairs("test", 1000, seed=1))
     tokenizer = _tokenizer()
     out = {}
     for split, rows in _three_splits(data, "nlvr2", "test", None, quick, {"train": train_needed}).items():

@@ -219,9 +219,10 @@ def _nlvr2_statements(left: tuple[str, str], right: tuple[str, str]) -> dict[str
     }
 
 
-def nlvr2_easy_pairs(split: str, count: int, seed: int) -> Dataset:
+def nlvr2_easy_pairs(split: str, count: int, seed: int, templates: list[str] | None = None) -> Dataset:
     """`count` NLVR2-style pairs of easy-vqa's `split` images ("train" or "test"), drawn as `nlvr2_easy` draws its
-    splits (`_build_nlvr2_easy`) with `seed`: for a larger training set than the cached 4,000 (the comparison's)."""
+    splits (`_build_nlvr2_easy`) with `seed`: for a larger training set than the cached 4,000 (the comparison's).
+    `templates`: the names of `_nlvr2_statements` to draw from (default: all of them, as the cached splits)."""
     questions, images = _easy_vqa_split(split)
     attributes = _easy_vqa_attributes(questions)
     image_ids = sorted(attributes)
@@ -230,6 +231,11 @@ def nlvr2_easy_pairs(split: str, count: int, seed: int) -> Dataset:
     rng.shuffle(labels)
     data = {"left_image": [], "right_image": [], "sentence": [], "label": []}
     template_names = list(_nlvr2_statements(("circle", "red"), ("circle", "red")))
+    if templates is not None:
+        unknown = sorted(set(templates) - set(template_names))
+        if unknown or not templates:
+            raise ValueError(f"`templates` must be a non-empty subset of {template_names}, got unknown {unknown}.")
+        template_names = list(templates)
     for label in labels:
         template = rng.choice(template_names)
         texts = []
