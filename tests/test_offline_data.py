@@ -155,6 +155,16 @@ def test_nlvr2_easy_deterministic(offline):
         assert a["sentence"] == b["sentence"] and a["label"] == b["label"]
 
 
+def test_nlvr2_easy_pairs_of_chosen_templates(offline):
+    """`templates=` draws only those templates (the sentences of each, balanced labels); an unknown name raises."""
+    pairs = offline_data.nlvr2_easy_pairs("test", 40, seed=3, templates=["left_color", "same_shape"])
+    colors = {f"the left image has a {c} shape" for c in EASY_VQA_COLORS}
+    assert set(pairs["sentence"]) <= colors | {"both images show the same kind of shape"}
+    assert sum(pairs["label"]) == 20
+    with pytest.raises(ValueError, match="templates"):
+        offline_data.nlvr2_easy_pairs("test", 4, seed=0, templates=["left_colour"])
+
+
 def test_point_clouds_layout(offline):
     data = offline["point_clouds"]
     assert list(data) == ["train", "validation"]
