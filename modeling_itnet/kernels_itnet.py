@@ -379,15 +379,19 @@ def _causal_spectral_conv(values: torch.Tensor, kernel: torch.Tensor, block_toke
     local = kernel[:, _pair_index((block,), (length,), v.device)[0]]  # [D, C, C]
     blocks = v.reshape(batch, channels, padded // block, block)
     out = torch.einsum("dij,bdnj->bdni", local, blocks).reshape(v.shape).contiguous()
-    # 2. off-diagonal squares, level by level; the kernel at offsets 0 .. P − 1 (zero past G − 1)
+    # 2. off-diagonal squares, level by level; the kernel at offsets 0 .. P − 1 (zero past G − 1); one buffer holds
+    #    every level's zero-padded input blocks
     ahead = _zero_pad(kernel[:, length - 1 :], (1,), (padded,))
+    work = torch.empty_like(v)
     size = block
     while size < padded:
         pairs = padded // (2 * size)
-        inputs = v.reshape(batch, channels, pairs, 2, size)[:, :, :, 0]
-        spectrum = torch.fft.rfftn(inputs, s=(2 * size,), dim=(-1,))
-        spectrum = spectrum * torch.fft.rfftn(ahead[:, : 2 * size], dim=(-1,)).unsqueeze(1)
-        contribution = torch.fft.irfftn(spectrum, s=(2 * size,), dim=(-1,))[..., size:]
+        padded_inputs = work.view(batch, channels, pairs, 2, size)
+        padded_inputs[:, :, :, 0] = v.view(batch, channels, pairs, 2, size)[:, :, :, 0]
+        padded_inputs[:, :, :, 1] = 0
+        spectrum = torch.fft.rfft(work.view(batch, channels, pairs, 2 * size), dim=-1)
+        spectrum.mul_(torch.fft.rfft(ahead[:, : 2 * size], dim=-1).unsqueeze(1))
+        contribution = torch.fft.irfft(spectrum, n=2 * size, dim=-1)[..., size:]
         out.view(batch, channels, pairs, 2, size)[:, :, :, 1] += contribution  # the later block of each pair
         size *= 2
     return out[:, :, :length]
