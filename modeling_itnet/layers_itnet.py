@@ -224,7 +224,8 @@ class ITNetMixer(nn.Module):
             else:
                 values = self.short_conv(hidden_states, values, mask, layout)
         features = hidden_states if self.short_conv is None else values
-        gates = self.gate_act(self.gate(hidden_states)).view(batch, length, len(self.branches), -1)
+        # one gate tensor per family (`unbind`: its backward stacks, where indexing would zero-fill all F per family)
+        gates = self.gate_act(self.gate(hidden_states)).view(batch, length, len(self.branches), -1).unbind(2)
         mixed = None
         for f, (family, branch) in enumerate(self.branches.items()):
             if layout.segments is not None and branch.needs_grid:
@@ -233,7 +234,7 @@ class ITNetMixer(nn.Module):
                 out, states[family] = with_weights(branch, branch.prefill, features, values, mask, layout)
             else:
                 out = branch(features, values, mask, layout)
-            mixed = gates[:, :, f] * out if mixed is None else torch.addcmul(mixed, gates[:, :, f], out)
+            mixed = gates[f] * out if mixed is None else torch.addcmul(mixed, gates[f], out)
         return self.output(mixed)
 
     @staticmethod

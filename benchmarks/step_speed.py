@@ -1,0 +1,85 @@
+"""Training-step time of the shared ITNet preset against every baseline of `compare_specialized.py`, at the
+comparison's scale (its tasks, batches and parameter-matched models), one thread, all models of a task timed in
+the same process, alternating, so that the ratios share the machine's state.
+
+For each task: the models are built as the comparison builds them (`build_models`: ITNet, then each baseline at
+ITNet's parameter count ±10%), trained on the same `--batches` batches of the task's training split (AdamW, the
+comparison's clipping), `--warmup` steps first; each model's time is the median over `--rounds` rounds of
+`--steps` steps. The ratio is ITNet's step time over the fastest baseline's (issue target: at most 1).
+
+    python benchmarks/step_speed.py > benchmarks/results/step_speed.log
+"""
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare_specialized import MAX_GRAD_NORM, RESULTS, batch_order, build_models
+from specialized_models import TASKS, make_batch, split_size
+
+
+def step_seconds(model, batches: list[dict], steps: int) -> float:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    start = time.perf_counter()
+    for i in range(steps):
+        loss = model(**batches[i % len(batches)]).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+        optimizer.step()
+    return (time.perf_counter() - start) / steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--output", type=Path, default=RESULTS / "step_speed")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"step_speed: torch {torch.__version__}, 1 thread, {args.rounds} rounds x {args.steps} steps (median)")
+    rows = []
+    for name in args.tasks:
+        task = TASKS[name]()
+        data = task.load(args.batches * task.batch_size, True)
+        pad = data.get("pad_token_id")
+        order = batch_order(split_size(data["train"]), args.batches, task.batch_size, 0)
+        batches = [make_batch(data["train"], index, pad) for index in order]
+        models = {}
+        for entry in build_models(task):
+            torch.manual_seed(0)
+            models[entry["model"]] = (entry, entry["build"]().train())
+            step_seconds(models[entry["model"]][1], batches, args.warmup)
+        times = {model: [] for model in models}
+        for _ in range(args.rounds):
+            for model, (_, module) in models.items():
+                times[model].append(step_seconds(module, batches, args.steps))
+        medians = {model: statistics.median(values) for model, values in times.items()}
+        fastest = min((m for m in medians if m != "ITNet"), key=medians.get)
+        for model, (entry, _) in models.items():
+            row = {"task": name, "model": model, "parameters": entry["parameters"],
+                   "ms_per_step": round(medians[model] * 1e3, 2),
+                   "vs_fastest_baseline": round(medians[model] / medians[fastest], 2), "fastest_baseline": fastest}  # fmt: skip
+            rows.append(row)
+            print(f"{name:9s} {model:9s} {entry['parameters']:>9,} params {row['ms_per_step']:8.1f} ms/step "
+                  f"{row['vs_fastest_baseline']:5.2f}x {fastest}", flush=True)  # fmt: skip
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.output.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {args.output.with_suffix('.csv')}")
+
+
+if __name__ == "__main__":
+    main()
