@@ -325,12 +325,14 @@ class _CausalFFTConvolution(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(v, k)
-        return _causal_spectral_conv(v, k)
+        with torch.autocast(v.device.type, enabled=False):  # in the inputs' (at least float32) precision
+            return _causal_spectral_conv(v, k)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         v, k = ctx.saved_tensors
+        grad = grad.to(v.dtype)
         size = _fft_size(2 * v.shape[-1] - 1)
         spectrum_c = torch.fft.rfftn(_circular_layout(k, (1,), (size,)), dim=(1,))
         spectrum_v = lambda: torch.fft.rfftn(_zero_pad(v, (2,), (size,)), dim=(2,))
