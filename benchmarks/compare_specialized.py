@@ -208,6 +208,16 @@ def question_prior(data: dict) -> float:
     return correct.float().mean().item()
 
 
+def train_step(model, optimizer, batch: dict) -> torch.Tensor:
+    """One step of the protocol's optimiser on `batch` (gradients clipped at `MAX_GRAD_NORM`); returns the loss."""
+    loss = model(**batch).loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+    optimizer.step()
+    return loss
+
+
 def fit(build, task, data: dict, steps: int, learning_rate: float, seed: int, checkpoints=(), rows=None) -> tuple:
     """The protocol's training run: `torch.manual_seed(seed)`, then `build()` trained for `steps` steps of the task's
     batch size in `batch_order(seed)` (AdamW, warm-up + cosine, clipping), stopping at a non-finite loss; the
@@ -222,11 +232,7 @@ def fit(build, task, data: dict, steps: int, learning_rate: float, seed: int, ch
     losses, curve, train_seconds = [], [], 0.0
     for step, index in enumerate(batches, start=1):
         start = time.perf_counter()
-        loss = model(**make_batch(data["train"], index, pad)).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-        optimizer.step()
+        loss = train_step(model, optimizer, make_batch(data["train"], index, pad))
         scheduler.step()
         train_seconds += time.perf_counter() - start
         losses.append(loss.item())

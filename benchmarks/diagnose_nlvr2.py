@@ -47,18 +47,20 @@ RUNS = {  # name -> templates of the training pairs (None: all)
 }
 
 
-def template_of() -> dict[str, str]:
-    """Every statement text -> its template name."""
-    from offline_data import EASY_VQA_COLORS, EASY_VQA_SHAPES, _nlvr2_statements
+@functools.cache
+def templates_of_test_pairs() -> list[str]:
+    """The template name of every test pair (`load_nlvr2`'s test split), from its statement's text."""
+    from offline_data import EASY_VQA_COLORS, EASY_VQA_SHAPES, _nlvr2_statements, nlvr2_easy_pairs
 
     attributes = [(s, c) for s in EASY_VQA_SHAPES for c in EASY_VQA_COLORS]
-    return {
+    template_of = {
         text: name
         for left in attributes
         for right in attributes
         for name, options in _nlvr2_statements(left, right).items()
         for text, _ in options
     }
+    return [template_of[sentence] for sentence in nlvr2_easy_pairs("test", 1000, seed=1)["sentence"]]
 
 
 @functools.cache
@@ -91,8 +93,6 @@ def per_template(model, task, test: dict, pad, names: list[str]) -> dict[str, fl
 def job(args: tuple) -> str:
     run, model_name, learning_rate, steps = args
     torch.set_num_threads(1)
-    from offline_data import nlvr2_easy_pairs
-
     task = specialized_models.nlvr2_task()
     data = load(run)
     entry = next(m for m in build_models(task) if m["model"] == model_name)
@@ -100,9 +100,7 @@ def job(args: tuple) -> str:
     pad = data["pad_token_id"]
     validation = evaluate(model, task, data["validation"], 32, pad)
     test = evaluate(model, task, data["test"], 32, pad)
-    lookup = template_of()
-    names = [lookup[s] for s in nlvr2_easy_pairs("test", 1000, seed=1)["sentence"]]
-    templates = per_template(model, task, data["test"], pad, names)
+    templates = per_template(model, task, data["test"], pad, templates_of_test_pairs())
     loss = sum(losses[-20:]) / len(losses[-20:])
     by_template = " ".join(f"{k}:{v:.2f}" for k, v in templates.items())
     return (f"{run:17s} {model_name:5s} lr {learning_rate:g}  train loss {loss:.4f}  validation {validation:.4f}  "

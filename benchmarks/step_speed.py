@@ -11,7 +11,6 @@ comparison's clipping), `--warmup` steps first; each model's time is the median 
 """
 
 import argparse
-import csv
 import statistics
 import sys
 import time
@@ -21,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare_specialized import MAX_GRAD_NORM, RESULTS, batch_order, build_models
+from compare_specialized import RESULTS, batch_order, build_models, train_step, write_csv
 from specialized_models import TASKS, make_batch, split_size
 
 
@@ -29,11 +28,7 @@ def step_seconds(model, batches: list[dict], steps: int) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     start = time.perf_counter()
     for i in range(steps):
-        loss = model(**batches[i % len(batches)]).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-        optimizer.step()
+        train_step(model, optimizer, batches[i % len(batches)])
     return (time.perf_counter() - start) / steps
 
 
@@ -74,10 +69,7 @@ def main():
             print(f"{name:9s} {model:9s} {entry['parameters']:>9,} params {row['ms_per_step']:8.1f} ms/step "
                   f"{row['vs_fastest_baseline']:5.2f}x {fastest}", flush=True)  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.output.with_suffix(".csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.output.with_suffix(".csv"), rows)
     print(f"wrote {args.output.with_suffix('.csv')}")
 
 

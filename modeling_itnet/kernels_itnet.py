@@ -295,18 +295,18 @@ class _FFTConvolution(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         spectrum_v, spectrum_c = ctx.saved_tensors
-        return _fft_convolution_backward(grad, lambda: spectrum_v, spectrum_c, ctx.size, ctx.needs_input_grad)
+        return _fft_convolution_backward(grad, spectrum_v, spectrum_c, ctx.size, ctx.needs_input_grad)
 
 
 def _fft_convolution_backward(grad, spectrum_v, spectrum_c, size: int, needs: tuple[bool, bool]):
     """`(∂v, ∂c)` of `_FFTConvolution` from the spectra of its inputs on an FFT line of `size` (`None` where not
-    needed); `spectrum_v` a function giving the values' spectrum, called only for `∂c`."""
+    needed; `spectrum_v` is read only for `∂c`)."""
     spectrum_g = torch.fft.rfftn(_zero_pad(grad, (2,), (size,)), dim=(2,))
     grad_v = grad_c = None
     if needs[0]:
         grad_v = torch.fft.irfftn(spectrum_g * spectrum_c.conj(), s=(size,), dim=(2,))[..., : grad.shape[-1]]
     if needs[1]:
-        product = spectrum_g * spectrum_v().conj()
+        product = spectrum_g * spectrum_v.conj()
         product = product[0] if product.shape[0] == 1 else product.sum(0)  # a sum of one would copy
         grad_c = torch.fft.irfftn(product, s=(size,), dim=(1,))
     return grad_v, grad_c
@@ -335,7 +335,7 @@ class _CausalFFTConvolution(torch.autograd.Function):
         grad = grad.to(v.dtype)
         size = _fft_size(2 * v.shape[-1] - 1)
         spectrum_c = torch.fft.rfftn(_circular_layout(k, (1,), (size,)), dim=(1,))
-        spectrum_v = lambda: torch.fft.rfftn(_zero_pad(v, (2,), (size,)), dim=(2,))
+        spectrum_v = torch.fft.rfftn(_zero_pad(v, (2,), (size,)), dim=(2,)) if ctx.needs_input_grad[1] else None
         grad_v, grad_c = _fft_convolution_backward(grad, spectrum_v, spectrum_c, size, ctx.needs_input_grad)
         if grad_c is not None:  # the adjoint of `_circular_layout`: roll back, crop to the offset table
             grad_c = grad_c.roll(v.shape[-1] - 1, dims=1)[:, : k.shape[1]]
