@@ -13,6 +13,15 @@ that tests it:
 3. The embedding: ITNet with PointNet's shared MLP as a residual stem (`point_stem_size=64`) or with the squared
    radius as a feature (a scale the per-point norm cannot remove) rises towards PointNet; with the radius, also max
    pooling and the stem.
+4. The head: PointNet classifies the pooled features with an MLP (2w -> w -> classes); ITNet's head is linear on the
+   mean, so each class score is an average of per-point votes and cannot combine two cloud-level features. ITNet with
+   a dense pooler layer before its classifier (`pooler_activation="gelu"`, BERT's pooler) rises towards PointNet;
+   PointNet with a linear head (`PointNet-linear`) falls towards ITNet.
+5. The norm over the set: a layer norm per point removes each point's scale (its distance from the centre) before
+   every mixer and feed-forward; Set Norm (Zhang et al. 2022, "Set Norm and Equivariant Skip Connections: Putting
+   the Deep in Deep Sets") normalises each cloud over its points and channels together, so points keep their scale
+   relative to the cloud. ITNet with every layer norm of the trunk replaced by it (`ITNet set-norm`) rises towards
+   PointNet.
 
 Every run: the comparison's protocol (`compare_specialized.py`: AdamW, warm-up + cosine, clipping 1.0, batch 32, its
 batch order), `--steps` steps, seed 0, validation accuracy (the comparison's validation rows), learning rates 3e-3 and
@@ -42,9 +51,11 @@ from modeling_itnet import ITNetForPointCloudClassification, preset_config
 class PointNetVariant(PointNet):
     """`PointNet` with its norm (`"batch"` or `"layer"`, per point) and its pooling (`"max"` or `"mean"`) chosen."""
 
-    def __init__(self, width: int, num_labels: int, norm: str = "batch", pooling: str = "max"):
+    def __init__(self, width: int, num_labels: int, norm: str = "batch", pooling: str = "max", head: str = "mlp"):
         super().__init__(width, num_labels)
         self.pooling = pooling
+        if head == "linear":
+            self.head = nn.Linear(2 * width, num_labels)
         if norm == "layer":
             dims = [3, width, width, 2 * width]
             layers = []
@@ -67,10 +78,25 @@ class _PointLayerNorm(nn.LayerNorm):
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
-def itnet(overrides: dict):
+class _SetNorm(nn.LayerNorm):
+    """Set Norm of `[B, N, D]` point states: the mean and variance over each cloud's points and channels together,
+    then the layer norm's per-channel scale and shift. (The diagnosis' clouds have no padding: no mask.)"""
+
+    def forward(self, x):
+        mean = x.mean((1, 2), keepdim=True)
+        variance = x.var((1, 2), keepdim=True, unbiased=False)
+        return (x - mean) * torch.rsqrt(variance + self.eps) * self.weight + self.bias
+
+
+def itnet(overrides: dict, set_norm: bool = False):
     def build():
         config = preset_config("itnet-unified", num_labels=7, **overrides)
-        return ITNetForPointCloudClassification(config)
+        model = ITNetForPointCloudClassification(config)
+        if set_norm:
+            for layer in model.itnet.layers:
+                layer.mixer_norm, layer.ffn_norm = _SetNorm(config.hidden_size), _SetNorm(config.hidden_size)
+            model.itnet.norm = _SetNorm(config.hidden_size)
+        return model
 
     return build
 
@@ -102,7 +128,8 @@ def main():
     target = count_parameters(itnet({})())
     runs = {"ITNet": (itnet({}), data)}
     for name, kwargs in [("PointNet", {}), ("PointNet-LN", {"norm": "layer"}), ("PointNet-mean", {"pooling": "mean"}),
-                         ("PointNet-LN-mean", {"norm": "layer", "pooling": "mean"})]:  # fmt: skip
+                         ("PointNet-LN-mean", {"norm": "layer", "pooling": "mean"}),
+                         ("PointNet-linear", {"head": "linear"})]:  # fmt: skip
         width, _ = match_width(lambda w, k=kwargs: PointNetVariant(w, 7, **k), target, multiple=2)
         runs[name] = (lambda w=width, k=kwargs: PointNetVariant(w, 7, **k), data)
     runs["ITNet pstem=64"] = (itnet({"point_stem_size": 64}), data)
@@ -115,6 +142,14 @@ def main():
         itnet({"point_feature_size": 1, "point_stem_size": 64}),
         with_squared_radius(data),
     )
+    runs["ITNet pooler=gelu"] = (itnet({"pooler_activation": "gelu"}), data)
+    runs["ITNet pooler=gelu max"] = (itnet({"pooler_activation": "gelu", "modality_pooling": {"points": "max"}}), data)
+    runs["ITNet pooler=gelu +radius²"] = (
+        itnet({"pooler_activation": "gelu", "point_feature_size": 1}),
+        with_squared_radius(data),
+    )
+    runs["ITNet set-norm"] = (itnet({}, set_norm=True), data)
+    runs["ITNet set-norm max"] = (itnet({"modality_pooling": {"points": "max"}}, set_norm=True), data)
     print(f"diagnose_points: {args.steps} steps, batch 32, seed 0, lr grid {args.lr_grid}; ITNet {target:,} params")
     for name, (build, split) in runs.items():
         if args.runs and name not in args.runs:

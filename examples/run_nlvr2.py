@@ -1,8 +1,8 @@
 """Train ITNet on NLVR2-style image-pair reasoning (is the sentence true of the two images?), in the style of
 transformers' examples.
 
-    python examples/run_nlvr2.py --output_dir outputs/nlvr2 --do_train --do_eval --max_steps 500 \
-        --per_device_train_batch_size 32 --learning_rate 3e-3
+    python examples/run_nlvr2.py --output_dir outputs/nlvr2 --do_train --do_eval --max_steps 2000 \
+        --per_device_train_batch_size 32 --learning_rate 3e-4
 
 Data: `--dataset_name offline:nlvr2_easy` (the default: pairs of real easy-VQA images with generated statements,
 balanced True/False; see `offline_data.py`) or any dataset with the NLVR2 columns `left_image`, `right_image`,

@@ -7,7 +7,8 @@
 #     bash model_cards/train_all.sh glue vqa   # some: quickstart glue images clm vqa nlvr2 points
 #
 # Learning rates: the ones benchmarks/compare_specialized.py's validation search chose for itnet-unified on the task
-# (images 1e-2; sentiment 1e-3; VQA, NLVR2, the language model and point clouds 3e-3).
+# (images 1e-2; sentiment 1e-3; VQA, the language model and point clouds 3e-3; NLVR2 3e-4 over its long budget's
+# 2,000 steps, where shorter runs stay at chance: benchmarks/diagnose_nlvr2.py).
 # Numbers on another machine may differ in the last digits (CPU kernels, thread counts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,6 @@ run clm itnet-unified-shakespeare-clm run_clm.py --dataset_name offline:shakespe
 run vqa itnet-unified-easy-vqa run_vqa.py --dataset_name offline:easy_vqa --max_eval_samples 1000 \
     --max_steps 300 --per_device_train_batch_size 32 --learning_rate 3e-3
 run nlvr2 itnet-unified-nlvr2-easy run_nlvr2.py --dataset_name offline:nlvr2_easy \
-    --max_steps 300 --per_device_train_batch_size 32 --learning_rate 3e-3
+    --max_steps 2000 --per_device_train_batch_size 32 --learning_rate 3e-4
 run points itnet-unified-point-clouds run_point_cloud.py --dataset_name offline:point_clouds --normalize true \
     --max_steps 300 --per_device_train_batch_size 32 --learning_rate 3e-3
