@@ -376,7 +376,7 @@ def _causal_spectral_conv(values: torch.Tensor, kernel: torch.Tensor, block_toke
     batch, channels, length = values.shape
     block = min(length, block_tokens)
     padded = block * 2 ** math.ceil(math.log2(math.ceil(length / block)))
-    v = torch.nn.functional.pad(values, (0, padded - length))
+    v = _zero_pad(values, (2,), (padded,))  # contiguous: each level below reads it along the line
     # 1. diagonal blocks, each a [C, C] kernel matrix gathered from k
     local = kernel[:, _pair_index((block,), (length,), v.device)[0]]  # [D, C, C]
     blocks = v.reshape(batch, channels, padded // block, block)
