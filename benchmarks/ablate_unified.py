@@ -1,10 +1,12 @@
 """Ablations of the shared ITNet preset (`itnet-unified`), per task: each kernel family off (`no_<family>`; and `+softmax`, `+mlp`, `+recurrent` on),
 each pooling, a convolutional image stem on, the gate initialisation, and the previous shared preset
-(`itnet-tiny`) for reference. ITNet only, the short budget of `compare_specialized.py`, seed 0, each variant at its
-best learning rate of `--lr_grid` on the validation split (the same protocol as the comparison's search).
+(`itnet-tiny`) for reference. ITNet only, a budget of `compare_specialized.py` (`--budget`, short by default), seed 0,
+each variant at its best learning rate of `--lr_grid` on the validation split (the same protocol as the comparison's
+search).
 
     python benchmarks/ablate_unified.py                          # every task and variant
     python benchmarks/ablate_unified.py --tasks images --variants unified no_local
+    python benchmarks/ablate_unified.py --tasks sentiment --variants unified dropout=0.1 --budget long
 
 Writes `<output>.csv` (task, variant, learning rate, validation metric, ms/step), `<output>.log` and `<output>.png`
 (`--output` defaults to `benchmarks/results/ablate_unified`).
@@ -67,12 +69,13 @@ def main():
     parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--lr_grid", nargs="*", type=float, default=[3e-3, 1e-2])
+    parser.add_argument("--budget", choices=list(BUDGETS), default="short", help="the comparison's steps per task")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--output", default=str(RESULTS / "ablate_unified"))
     args = parser.parse_args()
     output = Path(args.output)
     rows, lines = [], [(f"ablate_unified: tasks {args.tasks}; variants {args.variants}; lr grid {args.lr_grid}; "
-                       f"short budget {BUDGETS['short']}; seed 0; {args.workers} worker(s) x 1 thread")]  # fmt: skip
+                       f"{args.budget} budget {BUDGETS[args.budget]}; seed 0; {args.workers} worker(s) x 1 thread")]  # fmt: skip
     print(lines[0], flush=True)
     start = time.perf_counter()
     for task in args.tasks:
@@ -83,8 +86,8 @@ def main():
                 continue
             itnet = {"preset": "itnet-tiny", "overrides": {}} if overrides is None else {
                 "preset": "itnet-unified", "overrides": overrides}  # fmt: skip
-            jobs += [{"task": task, "itnet": itnet, "steps": BUDGETS["short"][task], "batch_size": batch_size, "quick": False,
-                          "budget": "short", "model": "ITNet", "learning_rate": lr, "seed": 0, "want_test": False, "variant": variant}
+            jobs += [{"task": task, "itnet": itnet, "steps": BUDGETS[args.budget][task], "batch_size": batch_size, "quick": False,
+                          "budget": args.budget, "model": "ITNet", "learning_rate": lr, "seed": 0, "want_test": False, "variant": variant}
                      for lr in args.lr_grid]  # fmt: skip
         results = run_jobs(jobs, args.workers)
         for variant, best in best_by(results, "variant").items():

@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import specialized_models
-from specialized_models import TASKS
+from specialized_models import TASKS, make_batch
 
 
 def main():
@@ -34,8 +34,8 @@ def main():
     specialized_models.SHARED_ITNET.update({"preset": args.preset, "overrides": args.overrides})
     task = TASKS[args.task]()
     model = task.itnet().train()
-    data = task.load(task.batch_size, True)["train"]
-    batch = {key: value[: task.batch_size] for key, value in data.items()}
+    data = task.load(task.batch_size, True)
+    batch = make_batch(data["train"], torch.arange(task.batch_size), data.get("pad_token_id"))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     def step():

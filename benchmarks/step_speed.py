@@ -8,6 +8,10 @@ comparison's clipping), `--warmup` steps first; each model's time is the median 
 `--steps` steps. The ratio is ITNet's step time over the fastest baseline's (issue target: at most 1).
 
     python benchmarks/step_speed.py > benchmarks/results/step_speed.log
+    python benchmarks/step_speed.py --compile --output benchmarks/results/step_speed_compiled   # every model compiled
+
+`--compile` wraps every model, ITNet and baselines alike, in `torch.compile` (inductor, the default backend) before
+the warm-up steps, which then include the compilation.
 """
 
 import argparse
@@ -39,10 +43,13 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--compile", action="store_true", help="torch.compile every model (inductor)")
     parser.add_argument("--output", type=Path, default=RESULTS / "step_speed")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"step_speed: torch {torch.__version__}, 1 thread, {args.rounds} rounds x {args.steps} steps (median)")
+    compiled = ", every model compiled (inductor)" if args.compile else ""
+    print(f"step_speed: torch {torch.__version__}, 1 thread, {args.rounds} rounds x {args.steps} steps (median)"
+          f"{compiled}")  # fmt: skip
     rows = []
     for name in args.tasks:
         task = TASKS[name]()
@@ -53,7 +60,8 @@ def main():
         models = {}
         for entry in build_models(task):
             torch.manual_seed(0)
-            models[entry["model"]] = (entry, entry["build"]().train())
+            module = entry["build"]().train()
+            models[entry["model"]] = (entry, torch.compile(module) if args.compile else module)
             step_seconds(models[entry["model"]][1], batches, args.warmup)
         times = {model: [] for model in models}
         for _ in range(args.rounds):

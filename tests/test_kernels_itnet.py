@@ -4,6 +4,7 @@ causal and bidirectional, padded and not."""
 import pytest
 import torch
 
+from modeling_itnet import kernels_itnet
 from modeling_itnet.kernels_itnet import (
     causal_offset_mask,
     decayed_kernel,
@@ -36,10 +37,18 @@ def _grads(fn, *tensors):
     return out.detach(), [t.grad for t in tensors]
 
 
+@pytest.fixture(params=["fft", "dense"])
+def spectral_path(request, monkeypatch):
+    """Runs a test through each of `spectral_conv`'s paths at every grid: the FFT line, or the kernel matrix that
+    small grids take (`_dense_is_cheaper`)."""
+    monkeypatch.setattr(kernels_itnet, "_dense_is_cheaper", lambda grid: request.param == "dense")
+    return request.param
+
+
 @pytest.mark.parametrize("grid", GRIDS)
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("padded", [False, True])
-def test_spectral_conv_matches_naive_forward_and_backward(grid, causal, padded):
+def test_spectral_conv_matches_naive_forward_and_backward(grid, causal, padded, spectral_path):
     gen = torch.Generator().manual_seed(0)
     batch, channels = 2, 3
     values = torch.randn(batch, *grid, channels, generator=gen, dtype=torch.float64)
@@ -53,10 +62,18 @@ def test_spectral_conv_matches_naive_forward_and_backward(grid, causal, padded):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
+def test_spectral_conv_takes_the_kernel_matrix_on_small_grids_only():
+    """The dispatch of `_dense_is_cheaper`: the comparison's 7 x 7 and 8 x 8 image grids take the kernel matrix; 64
+    tokens, 16 x 16 patches and anything longer take the FFT."""
+    assert kernels_itnet._dense_is_cheaper((7, 7)) and kernels_itnet._dense_is_cheaper((8, 8))
+    assert not any(kernels_itnet._dense_is_cheaper(g) for g in [(64,), (300,), (16, 16), (33, 5), (4096,)])
+
+
 @pytest.mark.parametrize("causal", [False, True])
-def test_spectral_conv_first_derivatives_only(causal):
+def test_spectral_conv_first_derivatives_only(causal, monkeypatch):
     """The FFT convolutions' hand-written backward passes are first order: a second derivative raises instead of
     returning a wrong one."""
+    monkeypatch.setattr(kernels_itnet, "_dense_is_cheaper", lambda grid: False)
     values = torch.randn(1, 9, 2, dtype=torch.float64, requires_grad=True)
     kernel = torch.randn(17, 2, dtype=torch.float64, requires_grad=True)
     out = spectral_conv(values, kernel, causal=causal)
@@ -107,7 +124,7 @@ def test_spectral_conv_float32_and_bfloat16(grid):
 
 
 @pytest.mark.parametrize("grid", [(300,), (33, 5)])
-def test_causal_spectral_conv_does_not_leak_bit_for_bit(grid):
+def test_causal_spectral_conv_does_not_leak_bit_for_bit(grid, spectral_path):
     """Changing inputs after position t leaves every output at positions <= t bit-for-bit unchanged."""
     gen = torch.Generator().manual_seed(0)
     values = torch.randn(2, *grid, 4, generator=gen)
