@@ -13,14 +13,13 @@ Writes `<output>.csv` (task, variant, learning rate, validation metric, ms/step)
 """
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare_specialized import BUDGETS, RESULTS, best_by, run_jobs
+from compare_specialized import BUDGETS, RESULTS, best_by, run_jobs, write_csv
 from specialized_models import TASKS
 
 FAMILIES = ["spectral", "local", "low_rank"]  # itnet-unified's
@@ -102,10 +101,7 @@ def main():
                          f"{best['validation']:.4f}  {best['entry']['parameters']:,} params  "
                          f"{best['seconds_per_step'] * 1000:.0f} ms/step  ({rows[-1]['all_lrs']})")  # fmt: skip
             print(lines[-1], flush=True)
-        with open(output.with_suffix(".csv"), "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(output.with_suffix(".csv"), rows)
         output.with_suffix(".log").write_text("\n".join(lines) + "\n")
     lines.append(f"total {time.perf_counter() - start:.0f} s")
     output.with_suffix(".log").write_text("\n".join(lines) + "\n")

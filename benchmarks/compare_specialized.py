@@ -138,25 +138,36 @@ def batch_order(size: int, steps: int, batch_size: int, seed: int) -> list[torch
 @torch.no_grad()
 def evaluate(model, task, split: dict, batch_size: int, pad, rows: int | None = None) -> float:
     """Accuracy (VQA: the chosen answer has the top soft score) or perplexity on the first `rows` rows."""
+    if task.metric != "perplexity":
+        right = correct_rows(model, split, batch_size, pad, rows)
+        return right.sum().item() / len(right)
     model.eval()
     size = split_size(split) if rows is None else min(rows, split_size(split))
-    correct, total, loss_sum, tokens = 0.0, 0, 0.0, 0
+    loss_sum, tokens = 0.0, 0
     for start in range(0, size, batch_size):
         batch = make_batch(split, torch.arange(start, min(size, start + batch_size)), pad)
-        output = model(**batch)
-        if task.metric == "perplexity":
-            n = batch["input_ids"].numel() - batch["input_ids"].size(0)  # predicted tokens
-            loss_sum, tokens = loss_sum + output.loss.item() * n, tokens + n
-        else:
-            chosen = output.logits.argmax(-1)
-            labels = batch["labels"]
-            if labels.dim() == 2:
-                correct += (labels.gather(1, chosen[:, None])[:, 0] == labels.max(-1).values).sum().item()
-            else:
-                correct += (chosen == labels).sum().item()
-            total += len(chosen)
+        n = batch["input_ids"].numel() - batch["input_ids"].size(0)  # predicted tokens
+        loss_sum, tokens = loss_sum + model(**batch).loss.item() * n, tokens + n
     model.train()
-    return math.exp(loss_sum / tokens) if task.metric == "perplexity" else correct / total
+    return math.exp(loss_sum / tokens)
+
+
+@torch.no_grad()
+def correct_rows(model, split: dict, batch_size: int, pad, rows: int | None = None) -> torch.Tensor:
+    """`[rows]` booleans: whether the model's top class is right on each of the first `rows` rows (VQA: the chosen
+    answer has the top soft score)."""
+    model.eval()
+    size = split_size(split) if rows is None else min(rows, split_size(split))
+    right = []
+    for start in range(0, size, batch_size):
+        batch = make_batch(split, torch.arange(start, min(size, start + batch_size)), pad)
+        chosen, labels = model(**batch).logits.argmax(-1), batch["labels"]
+        if labels.dim() == 2:
+            right.append(labels.gather(1, chosen[:, None])[:, 0] == labels.max(-1).values)
+        else:
+            right.append(chosen == labels)
+    model.train()
+    return torch.cat(right)
 
 
 @torch.no_grad()

@@ -7,16 +7,19 @@ sizes, converted exactly and relaxed (`relax=True`), in fp32.
 """
 
 import argparse
-import csv
+import sys
 import time
 from pathlib import Path
 
 import torch
 import transformers
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare_specialized import RESULTS, write_csv
+
 from modeling_itnet.convert import SUPPORTED, convert_to_itnet, max_difference, random_inputs
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 SIZES = {  # hidden, layers, heads, feed-forward
     "small": (32, 2, 2, 37),
     "base-width": (256, 4, 4, 1024),
@@ -79,10 +82,7 @@ def main():
                 rows.append(row)
                 print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.output, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(Path(args.output), rows)
     print(f"wrote {args.output}")
 
 

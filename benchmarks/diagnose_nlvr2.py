@@ -35,8 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 import specialized_models
-from compare_specialized import build_models, evaluate, fit
-from specialized_models import make_batch
+from compare_specialized import build_models, correct_rows, evaluate, fit
 
 SINGLE_IMAGE = ["left_color", "right_color", "left_both", "right_both"]
 RUNS = {  # name -> templates of the training pairs (None: all)
@@ -78,15 +77,8 @@ def load(run: str) -> dict:
 
 
 @torch.no_grad()
-def per_template(model, task, test: dict, pad, names: list[str]) -> dict[str, float]:
-    model.eval()
-    chosen = torch.cat(
-        [
-            model(**make_batch(test, torch.arange(i, min(len(names), i + 32)), pad)).logits.argmax(-1)
-            for i in range(0, len(names), 32)
-        ]
-    )
-    right = (chosen == test["labels"]).float()
+def per_template(model, test: dict, pad, names: list[str]) -> dict[str, float]:
+    right = correct_rows(model, test, 32, pad).float()
     return {name: right[[i for i, n in enumerate(names) if n == name]].mean().item() for name in sorted(set(names))}
 
 
@@ -100,7 +92,7 @@ def job(args: tuple) -> str:
     pad = data["pad_token_id"]
     validation = evaluate(model, task, data["validation"], 32, pad)
     test = evaluate(model, task, data["test"], 32, pad)
-    templates = per_template(model, task, data["test"], pad, templates_of_test_pairs())
+    templates = per_template(model, data["test"], pad, templates_of_test_pairs())
     loss = sum(losses[-20:]) / len(losses[-20:])
     by_template = " ".join(f"{k}:{v:.2f}" for k, v in templates.items())
     return (f"{run:17s} {model_name:5s} lr {learning_rate:g}  train loss {loss:.4f}  validation {validation:.4f}  "

@@ -78,6 +78,13 @@ class _PointLayerNorm(nn.LayerNorm):
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
+class _BatchNorm(nn.BatchNorm1d):
+    """A batch norm of `[B, N, D]` point states: each channel over the batch and the points (PointNet's)."""
+
+    def forward(self, x):
+        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
 class _SetNorm(nn.LayerNorm):
     """Set Norm of `[B, N, D]` point states: the mean and variance over each cloud's points and channels together,
     then the layer norm's per-channel scale and shift. (The diagnosis' clouds have no padding: no mask.)"""
@@ -88,14 +95,18 @@ class _SetNorm(nn.LayerNorm):
         return (x - mean) * torch.rsqrt(variance + self.eps) * self.weight + self.bias
 
 
-def itnet(overrides: dict, set_norm: bool = False):
+def itnet(overrides: dict, set_norm: bool = False, pool_then_norm: bool = False, batch_norm: bool = False):
     def build():
         config = preset_config("itnet-unified", num_labels=7, **overrides)
         model = ITNetForPointCloudClassification(config)
-        if set_norm:
+        if pool_then_norm:  # the final norm moved after the pooling: the classifier reads norm(pool(h))
+            model.classifier = nn.Sequential(model.itnet.norm, model.classifier)
+            model.itnet.norm = nn.Identity()
+        if set_norm or batch_norm:
+            norm = _SetNorm if set_norm else _BatchNorm
             for layer in model.itnet.layers:
-                layer.mixer_norm, layer.ffn_norm = _SetNorm(config.hidden_size), _SetNorm(config.hidden_size)
-            model.itnet.norm = _SetNorm(config.hidden_size)
+                layer.mixer_norm, layer.ffn_norm = norm(config.hidden_size), norm(config.hidden_size)
+            model.itnet.norm = norm(config.hidden_size)
         return model
 
     return build
@@ -150,6 +161,10 @@ def main():
     )
     runs["ITNet set-norm"] = (itnet({}, set_norm=True), data)
     runs["ITNet set-norm max"] = (itnet({"modality_pooling": {"points": "max"}}, set_norm=True), data)
+    runs["ITNet pool-then-norm"] = (itnet({}, pool_then_norm=True), data)
+    runs["ITNet pool-then-norm max"] = (itnet({"modality_pooling": {"points": "max"}}, pool_then_norm=True), data)
+    runs["ITNet batch-norm"] = (itnet({}, batch_norm=True), data)
+    runs["ITNet batch-norm max"] = (itnet({"modality_pooling": {"points": "max"}}, batch_norm=True), data)
     print(f"diagnose_points: {args.steps} steps, batch 32, seed 0, lr grid {args.lr_grid}; ITNet {target:,} params")
     for name, (build, split) in runs.items():
         if args.runs and name not in args.runs:

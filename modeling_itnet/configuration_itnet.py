@@ -134,6 +134,10 @@ class ITNetConfig(PreTrainedConfig):
             from the centroid of its cloud's real points, `‖p_i − c‖²`, beside its coordinates: a feature that rotates
             and translates with nothing and that the blocks' per-point layer norm cannot scale away (of a linear
             embedding of the coordinates alone, it sees only each point's direction).
+        point_norm_type (`str`, defaults to `"layer_norm"`): the norms of a point-cloud trunk: `"layer_norm"` (each
+            point on its own, as every other trunk), or `"batch_norm"` (PointNet's: each channel over the batch's real
+            points, running statistics in evaluation; `ITNetPointBatchNorm`), which keeps each point's scale against
+            the others'. Other modalities' trunks always take `norm_type`.
         gate_bias_init (`float`, defaults to 0.0): initial bias of the mixer's per-family gates (0 with the sigmoid:
             every family starts half open; > 0 opens them, < 0 closes them).
         pooling (`str`, defaults to `"mean"`): `pooler_output` is the masked mean of the final states (`"mean"`),
@@ -214,6 +218,7 @@ class ITNetConfig(PreTrainedConfig):
     point_cls_token: bool = False
     point_stem_size: int = 0
     point_radius_feature: bool = False
+    point_norm_type: Literal["layer_norm", "batch_norm"] = "layer_norm"
     gate_bias_init: float | int = 0.0
     pooling: Literal[POOLINGS] = "mean"
     modality_pooling: dict[str, str] | None = None

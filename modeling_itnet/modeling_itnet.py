@@ -87,12 +87,55 @@ def module_and_name(cls: type) -> str:
     return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
 
 
-def make_norm(config: ITNetConfig) -> nn.Module:
-    """The normalisation `config.norm_type` names, over `hidden_size`."""
-    # CODEPATH: rms_norm: converted Mamba checkpoints; layer_norm: native ITNet presets, converted BERT, ViT, GPT-2.
-    if config.norm_type == "rms_norm":
+class ITNetPointBatchNorm(nn.BatchNorm1d):
+    r"""Batch norm of point states `[B, N, D]` over the real points of the batch (PointNet's normalisation; a point
+    trunk's norms when `config.point_norm_type = "batch_norm"`). Each channel `c`:
+
+        training:   μ_c = Σ_bn w_bn h_bnc / Σ_bn w_bn,    σ²_c = Σ_bn w_bn (h_bnc − μ_c)² / Σ_bn w_bn,
+                    and the running statistics updated as `nn.BatchNorm1d` updates them;
+        evaluation: μ_c, σ²_c the running statistics;
+        out_bnc = (h_bnc − μ_c) / √(σ²_c + ε) · γ_c + β_c,
+
+    `w` the point mask `[B, N]` (1 real, 0 padding). Without a mask it is `nn.BatchNorm1d` on the `[B·N, D]` points;
+    with one, the same on the real points alone (the padding normalised with their statistics, and read by nothing),
+    written out as above so that shapes stay static (`torch.compile`). Unlike a layer norm, it keeps each point's
+    scale against the others', which a cloud's shape lives in (`benchmarks/diagnose_points.py`)."""
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        flat = hidden_states.reshape(-1, hidden_states.shape[-1])  # [B·N, D]
+        if mask is None or not self.training:  # evaluation normalises every point alike, with running statistics
+            return super().forward(flat).view_as(hidden_states)
+        # 1. the statistics of the real points
+        weights = mask.reshape(-1, 1).to(flat.dtype)
+        count = weights.sum()
+        mean = (weights * flat).sum(0) / count
+        variance = (weights * (flat - mean).square()).sum(0) / count
+        # 2. the running statistics, as nn.BatchNorm1d updates them (unbiased variance)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean.detach(), momentum)
+                self.running_var.lerp_(variance.detach() * count / (count - 1).clamp_min(1.0), momentum)
+        # 3. normalise, scale and shift
+        return ((flat - mean) * torch.rsqrt(variance + self.eps) * self.weight + self.bias).view_as(hidden_states)
+
+
+def make_norm(config: ITNetConfig, norm_type: str | None = None) -> nn.Module:
+    """The normalisation `norm_type` (default `config.norm_type`) names, over `hidden_size`."""
+    norm_type = norm_type or config.norm_type
+    # CODEPATH: rms_norm: converted Mamba checkpoints; layer_norm: native ITNet presets, converted BERT, ViT, GPT-2;
+    # batch_norm: point trunks with `point_norm_type="batch_norm"`.
+    if norm_type == "rms_norm":
         return nn.RMSNorm(config.hidden_size, eps=config.layer_norm_eps)
+    if norm_type == "batch_norm":
+        return ITNetPointBatchNorm(config.hidden_size, eps=config.layer_norm_eps)
     return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+
+def apply_norm(norm: nn.Module, hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """`norm(hidden_states)`; a batch norm also takes the point `mask` (its statistics are over real points)."""
+    return norm(hidden_states, mask) if isinstance(norm, ITNetPointBatchNorm) else norm(hidden_states)
 
 
 class ITNetCache:
@@ -150,8 +193,9 @@ class ITNetModelOutput(BaseModelOutputWithPoolingAndCrossAttentions):
 class ITNetLayer(GradientCheckpointingLayer):
     """One Integral Transform Block: `[B, N, D] → [B, N, D]`; `layer_idx` is its slot in an `ITNetCache`.
 
-    `kernel_families` (default `config.kernel_families`) and `position_dims` let point-cloud models build the
-    content families only, with 3-D offsets (see `ITNetModel`)."""
+    `kernel_families` (default `config.kernel_families`), `position_dims` and `norm_type` (default
+    `config.norm_type`) let point-cloud models build the content families only, with 3-D offsets and their own norm
+    (see `ITNetModel`)."""
 
     def __init__(
         self,
@@ -159,14 +203,15 @@ class ITNetLayer(GradientCheckpointingLayer):
         layer_idx: int = 0,
         kernel_families: list[str] | None = None,
         position_dims: int = 2,
+        norm_type: str | None = None,
     ):
         super().__init__()
         self.layer_idx = layer_idx
         self.post_norm = config.norm_position == "post"
-        self.mixer_norm = make_norm(config)
+        self.mixer_norm = make_norm(config, norm_type)
         self.mixer = ITNetMixer.from_config(config, kernel_families, position_dims)
         # CODEPATH: intermediate_size 0: converted Mamba (no feed-forward block); > 0: every other checkpoint.
-        self.ffn_norm = make_norm(config) if config.intermediate_size else None
+        self.ffn_norm = make_norm(config, norm_type) if config.intermediate_size else None
         self.ffn = (
             # CODEPATH: as the feed-forward norm above.
             ITNetFeedForward(config.hidden_size, config.intermediate_size, config.hidden_act)
@@ -187,7 +232,7 @@ class ITNetLayer(GradientCheckpointingLayer):
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         """The token layout is a grid (`grid_shape`, `length_scale`), `segments` or `positions`: see `ITNetMixer`."""
-        normed = hidden_states if self.post_norm else self.mixer_norm(hidden_states)
+        normed = hidden_states if self.post_norm else apply_norm(self.mixer_norm, hidden_states, mask)
         if cache is None:
             mixed = self.mixer(normed, mask, grid_shape, length_scale, positions, segments=segments)
         elif cache.states[self.layer_idx] is None:  # the prompt: the full forward, keeping the states
@@ -198,12 +243,12 @@ class ITNetLayer(GradientCheckpointingLayer):
             )
         hidden_states = hidden_states + self.dropout(mixed)
         if self.post_norm:
-            hidden_states = self.mixer_norm(hidden_states)
+            hidden_states = apply_norm(self.mixer_norm, hidden_states, mask)
         if self.ffn is None:
             return hidden_states
         if self.post_norm:
-            return self.ffn_norm(hidden_states + self.dropout(self.ffn(hidden_states)))
-        return hidden_states + self.dropout(self.ffn(self.ffn_norm(hidden_states)))
+            return apply_norm(self.ffn_norm, hidden_states + self.dropout(self.ffn(hidden_states)), mask)
+        return hidden_states + self.dropout(self.ffn(apply_norm(self.ffn_norm, hidden_states, mask)))
 
 
 class ITNetPreTrainedModel(PreTrainedModel):
@@ -309,6 +354,12 @@ class ITNetPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, nn.RMSNorm):
             init.ones_(module.weight)
+        elif isinstance(module, ITNetPointBatchNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
 
 
 class ITNetModel(ITNetPreTrainedModel):
@@ -378,7 +429,7 @@ class ITNetModel(ITNetPreTrainedModel):
             if {"text", "image"} <= set(modalities)
             else None
         )
-        families, position_dims = config.kernel_families, 2
+        families, position_dims, norm_type = config.kernel_families, 2, config.norm_type
         self.point_embeddings = None
         if modalities == ("points",):
             families = [family for family in config.kernel_families if family in point_families()]
@@ -389,7 +440,7 @@ class ITNetModel(ITNetPreTrainedModel):
                 )
             if config.short_conv_size:
                 raise ValueError("Point clouds have no grid for the short convolution: set `short_conv_size=0`.")
-            position_dims = 3
+            position_dims, norm_type = 3, config.point_norm_type
             self.point_embeddings = ITNetPointEmbeddings(
                 config.point_feature_size,
                 config.hidden_size,
@@ -398,11 +449,14 @@ class ITNetModel(ITNetPreTrainedModel):
                 radius_feature=config.point_radius_feature,
             )
         self.layers = nn.ModuleList(
-            [ITNetLayer(config, layer_idx, families, position_dims) for layer_idx in range(config.num_hidden_layers)]
+            [
+                ITNetLayer(config, layer_idx, families, position_dims, norm_type)
+                for layer_idx in range(config.num_hidden_layers)
+            ]
         )
         # post-norm blocks end normalised: no final norm
         # CODEPATH: norm_position "pre": native ITNet, converted ViT, GPT-2, Mamba; "post": converted BERT.
-        self.norm = make_norm(config) if config.norm_position == "pre" else nn.Identity()
+        self.norm = make_norm(config, norm_type) if config.norm_position == "pre" else nn.Identity()
         # CODEPATH: pooling "attention": the ablations of benchmarks/ablate_unified.py; mean/first/max: the presets.
         poolings = {config.pooling, *(config.modality_pooling or {}).values()}
         self.attention_pool = nn.Linear(config.hidden_size, 1) if "attention" in poolings else None
@@ -730,7 +784,7 @@ class ITNetModel(ITNetPreTrainedModel):
             hidden_states = layer(hidden_states, mask, **layout, cache=cache, **kwargs)
         if cache is not None:
             cache.seen_tokens += hidden_states.shape[1]
-        hidden_states = self.norm(hidden_states)
+        hidden_states = apply_norm(self.norm, hidden_states, mask)
         text = input_ids is not None or inputs_embeds is not None
         modality = (
             "points" if points is not None else "text" if pixel_values is None else "image_text" if text else "image"
@@ -741,4 +795,11 @@ class ITNetModel(ITNetPreTrainedModel):
         return ITNetModelOutput(last_hidden_state=hidden_states, pooler_output=pooled, **cache_output(cache))
 
 
-__all__ = ["ITNetCache", "ITNetLayer", "ITNetModel", "ITNetModelOutput", "ITNetPreTrainedModel"]
+__all__ = [
+    "ITNetCache",
+    "ITNetLayer",
+    "ITNetModel",
+    "ITNetModelOutput",
+    "ITNetPointBatchNorm",
+    "ITNetPreTrainedModel",
+]

@@ -282,7 +282,13 @@ def test_config_rejects_impossible_values_naming_the_field(overrides, field):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("norm_position", "middle"), ("pooling", "sum"), ("gate_activation", "tanh"), ("recurrent_decay", "token")],
+    [
+        ("norm_position", "middle"),
+        ("pooling", "sum"),
+        ("gate_activation", "tanh"),
+        ("recurrent_decay", "token"),
+        ("point_norm_type", "group_norm"),
+    ],
 )
 def test_config_literal_fields_name_the_field_and_its_choices(field, value):
     with pytest.raises(StrictDataclassError, match=f"'{field}' expected one of"):
@@ -392,6 +398,7 @@ FIELD_CHANGES = {
     "point_cls_token": True,
     "point_stem_size": 4,
     "point_radius_feature": True,
+    "point_norm_type": "batch_norm",
     "gate_bias_init": 2.0,
     "pooling": "first",
     "modality_pooling": {"text": "max"},
@@ -418,6 +425,7 @@ FIELD_CONTEXT = {
     "recurrent_dt_rank": {"kernel_families": ["recurrent"], "recurrent_decay": "channel"},
     "point_stem_size": {"kernel_families": ["low_rank"]},
     "point_radius_feature": {"kernel_families": ["low_rank"]},
+    "point_norm_type": {"kernel_families": ["low_rank"]},
 }
 
 
@@ -432,10 +440,13 @@ def _fingerprint(config: ITNetConfig):
         1, config.num_channels, config.image_size, config.image_size, generator=torch.Generator().manual_seed(2)
     )
     image = model(pixel_values=pixels).last_hidden_state
-    if set(config.kernel_families) & set(point_families()):  # the point-cloud trunk's parameters too
+    if set(config.kernel_families) & set(point_families()):  # the point-cloud trunk's parameters and outputs too
         torch.manual_seed(0)
-        points = ITNetModel(config, modalities=("points",))
+        points = ITNetModel(config, modalities=("points",)).train(config.hidden_dropout_prob > 0)
         shapes.update({f"points.{name}": tuple(p.shape) for name, p in points.named_parameters()})
+        cloud = torch.randn(1, 9, 3, generator=torch.Generator().manual_seed(3))
+        features = torch.ones(1, 9, config.point_feature_size) if config.point_feature_size else None
+        image = torch.cat([image.flatten(), points(points=cloud, point_features=features).last_hidden_state.flatten()])
     if config.is_causal:  # the language-modelling head's parameters too (an untied head has its own matrix)
         torch.manual_seed(0)
         shapes.update({f"lm.{name}": tuple(p.shape) for name, p in ITNetForCausalLM(config).named_parameters()})
