@@ -22,6 +22,16 @@ that tests it:
    the Deep in Deep Sets") normalises each cloud over its points and channels together, so points keep their scale
    relative to the cloud. ITNet with every layer norm of the trunk replaced by it (`ITNet set-norm`) rises towards
    PointNet.
+6. The norm before the readout: the trunk's final layer norm normalises each point before the mean, so every point
+   votes with the same magnitude. ITNet pooling its residual stream first and normalising the pooled vector (`ITNet
+   pool-then-norm`, the same parameters) rises towards PointNet.
+7. The batch statistics: PointNet normalises each channel over the batch and the points (batch norm), so a point's
+   feature is read against the whole data's spread. ITNet with every norm of the point trunk a batch norm over the
+   real points (`ITNet batch-norm`: `point_norm_type="batch_norm"`, which `itnet-unified` has since shipped) rises
+   towards PointNet. Then, with it, the stem and the radius feature again (`ITNet batch-norm pstem=64`, `ITNet
+   batch-norm +radius²`).
+
+Every run but those of hypothesis 7 builds the point trunk with the layer norm it had when they were made.
 
 Every run: the comparison's protocol (`compare_specialized.py`: AdamW, warm-up + cosine, clipping 1.0, batch 32, its
 batch order), `--steps` steps, seed 0, validation accuracy (the comparison's validation rows), learning rates 3e-3 and
@@ -78,13 +88,6 @@ class _PointLayerNorm(nn.LayerNorm):
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
-class _BatchNorm(nn.BatchNorm1d):
-    """A batch norm of `[B, N, D]` point states: each channel over the batch and the points (PointNet's)."""
-
-    def forward(self, x):
-        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
-
-
 class _SetNorm(nn.LayerNorm):
     """Set Norm of `[B, N, D]` point states: the mean and variance over each cloud's points and channels together,
     then the layer norm's per-channel scale and shift. (The diagnosis' clouds have no padding: no mask.)"""
@@ -96,17 +99,18 @@ class _SetNorm(nn.LayerNorm):
 
 
 def itnet(overrides: dict, set_norm: bool = False, pool_then_norm: bool = False, batch_norm: bool = False):
+    norm = {"point_norm_type": "batch_norm" if batch_norm else "layer_norm"}
+
     def build():
-        config = preset_config("itnet-unified", num_labels=7, **overrides)
+        config = preset_config("itnet-unified", num_labels=7, **{**norm, **overrides})
         model = ITNetForPointCloudClassification(config)
         if pool_then_norm:  # the final norm moved after the pooling: the classifier reads norm(pool(h))
             model.classifier = nn.Sequential(model.itnet.norm, model.classifier)
             model.itnet.norm = nn.Identity()
-        if set_norm or batch_norm:
-            norm = _SetNorm if set_norm else _BatchNorm
+        if set_norm:
             for layer in model.itnet.layers:
-                layer.mixer_norm, layer.ffn_norm = norm(config.hidden_size), norm(config.hidden_size)
-            model.itnet.norm = norm(config.hidden_size)
+                layer.mixer_norm, layer.ffn_norm = _SetNorm(config.hidden_size), _SetNorm(config.hidden_size)
+            model.itnet.norm = _SetNorm(config.hidden_size)
         return model
 
     return build
@@ -165,6 +169,8 @@ def main():
     runs["ITNet pool-then-norm max"] = (itnet({"modality_pooling": {"points": "max"}}, pool_then_norm=True), data)
     runs["ITNet batch-norm"] = (itnet({}, batch_norm=True), data)
     runs["ITNet batch-norm max"] = (itnet({"modality_pooling": {"points": "max"}}, batch_norm=True), data)
+    runs["ITNet batch-norm pstem=64"] = (itnet({"point_stem_size": 64}, batch_norm=True), data)
+    runs["ITNet batch-norm +radius²"] = (itnet({"point_feature_size": 1}, batch_norm=True), with_squared_radius(data))
     print(f"diagnose_points: {args.steps} steps, batch 32, seed 0, lr grid {args.lr_grid}; ITNet {target:,} params")
     for name, (build, split) in runs.items():
         if args.runs and name not in args.runs:
