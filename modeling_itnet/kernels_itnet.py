@@ -196,9 +196,13 @@ def _dense_is_cheaper(grid: tuple[int, ...]) -> bool:
     (about `2 L log₂ L` for the forward and inverse transforms of size `L`). Measured on CPU
     (`benchmarks/small_grid_conv.py`): the product wins 2.9x at 7 x 7 and loses at 64 points in 1-D and at 16 x 16."""
     points = math.prod(grid)
-    line = points if len(grid) == 1 else (grid[0] - 1) * (2 * grid[1] - 1) + grid[1]
-    size = _fft_size(2 * line - 1)
+    size = _fft_size(2 * _line_length(grid) - 1)
     return points * points <= 2 * size * math.log2(max(size, 2))
+
+
+def _line_length(grid: tuple[int, ...]) -> int:
+    """`G`, the points of `grid`'s FFT line: `N` in 1-D, `(H − 1)(2W − 1) + W` for a 2-D grid (`_raster_line`)."""
+    return grid[0] if len(grid) == 1 else (grid[0] - 1) * (2 * grid[1] - 1) + grid[1]
 
 
 def spectral_conv(
@@ -250,7 +254,8 @@ def spectral_conv(
         k = k * causal_offset_mask(grid, device=k.device)
     if _dense_is_cheaper(grid):  # small grids: the [D, N, N] kernel matrix (its zeros keep causality exact)
         matrix = k[(slice(None), *_pair_index(grid, grid, k.device))]
-        out = torch.einsum("dij,bdj->bdi", matrix, v.flatten(2)).unflatten(2, grid)
+        with torch.autocast(v.device.type, enabled=False):  # in `compute_dtype`, as the FFT line
+            out = torch.einsum("dij,bdj->bdi", matrix, v.flatten(2)).unflatten(2, grid)
         return out.movedim(1, -1).to(dtype)
     # 2. one line: [B, D, G], [D, 2G − 1]
     if len(grid) == 2:
@@ -278,7 +283,7 @@ def _raster_line(values: torch.Tensor, kernel: torch.Tensor) -> tuple[torch.Tens
     batch, channels, height, width = values.shape
     stride = 2 * width - 1
     line = torch.nn.functional.pad(values, (0, width - 1)).reshape(batch, channels, height * stride)
-    return line[..., : (height - 1) * stride + width], kernel.reshape(channels, (2 * height - 1) * stride)
+    return line[..., : _line_length((height, width))], kernel.reshape(channels, (2 * height - 1) * stride)
 
 
 def _from_raster_line(line: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

@@ -69,6 +69,17 @@ def test_spectral_conv_takes_the_kernel_matrix_on_small_grids_only():
     assert not any(kernels_itnet._dense_is_cheaper(g) for g in [(64,), (300,), (16, 16), (33, 5), (4096,)])
 
 
+def test_spectral_conv_kernel_matrix_keeps_float32_under_autocast():
+    """The small-grid product runs in float32 under bf16 autocast, as the FFT line does."""
+    gen = torch.Generator().manual_seed(0)
+    values, kernel = torch.randn(2, 7, 7, 4, generator=gen), torch.randn(13, 13, 4, generator=gen)
+    assert kernels_itnet._dense_is_cheaper((7, 7))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = spectral_conv(values, kernel)
+    assert autocast.dtype == torch.float32
+    assert torch.equal(autocast, spectral_conv(values, kernel))
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_spectral_conv_first_derivatives_only(causal, monkeypatch):
     """The FFT convolutions' hand-written backward passes are first order: a second derivative raises instead of
