@@ -194,7 +194,7 @@ def _fft_size(length: int) -> int:
 def _dense_is_cheaper(grid: tuple[int, ...]) -> bool:
     """Whether the `[N, N]` kernel matrix product (`N²` multiply-adds per channel) beats the FFT line of `grid`
     (about `2 L log₂ L` for the forward and inverse transforms of size `L`). Measured on CPU
-    (`benchmarks/small_grid_conv.py`): the product wins 2.9x at 7 x 7 and loses at 64 points in 1-D and at 16 x 16."""
+    (`benchmarks/small_grid_conv.py`): the product wins 2.8x at 7 x 7 and loses at 64 points in 1-D and at 16 x 16."""
     points = math.prod(grid)
     size = _fft_size(2 * _line_length(grid) - 1)
     return points * points <= 2 * size * math.log2(max(size, 2))
