@@ -114,7 +114,9 @@ class ITNetPointBatchNorm(nn.BatchNorm1d):
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
-                momentum = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+                momentum = self.momentum
+                if momentum is None:  # a cumulative average, as nn.BatchNorm1d's (a tensor: no host sync)
+                    momentum = (1.0 / self.num_batches_tracked).to(self.running_mean.dtype)
                 self.running_mean.lerp_(mean.detach(), momentum)
                 self.running_var.lerp_(variance.detach() * count / (count - 1).clamp_min(1.0), momentum)
         # 3. normalise, scale and shift

@@ -13,8 +13,9 @@ from modeling_itnet.modeling_itnet import ITNetPointBatchNorm
 _, build = tiny_builders(num_labels=3)
 
 
-def _pair(channels=5):
-    ours, reference = ITNetPointBatchNorm(channels).double(), nn.BatchNorm1d(channels).double()
+def _pair(channels=5, momentum=0.1):
+    ours = ITNetPointBatchNorm(channels, momentum=momentum).double()
+    reference = nn.BatchNorm1d(channels, momentum=momentum).double()
     with torch.no_grad():
         ours.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(0))
         ours.bias.uniform_(-1, 1, generator=torch.Generator().manual_seed(1))
@@ -27,9 +28,10 @@ def _states(shape=(3, 11, 5)):
     return (torch.randn(shape, generator=gen, dtype=torch.float64) * 3 + 1).requires_grad_(True)
 
 
+@pytest.mark.parametrize("momentum", [0.1, None])  # None: the cumulative average
 @pytest.mark.parametrize("padded", [False, True])
-def test_training_step_equals_batch_norm_on_the_real_points(padded):
-    ours, reference = _pair()
+def test_training_step_equals_batch_norm_on_the_real_points(padded, momentum):
+    ours, reference = _pair(momentum=momentum)
     states = _states()
     mask = torch.ones(3, 11, dtype=torch.float64)
     if padded:
