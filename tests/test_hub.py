@@ -306,7 +306,7 @@ def test_missing_repo_file_and_revision_give_the_clients_errors(loopback):
 def _git(*args, cwd):
     """git with a fixed identity and dates and no user or system config, so commits are reproducible."""
     env = {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if not key.startswith("GIT_")},
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_AUTHOR_NAME": "test",
@@ -316,7 +316,10 @@ def _git(*args, cwd):
         "GIT_COMMITTER_EMAIL": "test@localhost",
         "GIT_COMMITTER_DATE": "2025-01-01T00:00:00Z",
     }
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+    result = subprocess.run(["git", *args], check=False, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"git {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    return result.stdout.strip()
 
 
 @contextlib.contextmanager
@@ -380,6 +383,9 @@ def two_versions(tmp_path_factory):
     _git("init", "--quiet", "--initial-branch=main", str(work), cwd=root)
     for number, folder in enumerate(folders):
         shutil.copytree(folder, work, dirs_exist_ok=True)
+        # copytree keeps the files' mtimes and overwrites them in place (same inode, same size): git's index could
+        # take version 2's weights for version 1's within one second and commit nothing, so every file is hashed anew
+        (work / ".git" / "index").unlink(missing_ok=True)
         _git("add", "--all", cwd=work)
         _git("commit", "--quiet", "-m", f"version {number + 1}", cwd=work)
         if number == 0:
