@@ -61,16 +61,27 @@ from modeling_itnet import ITNetForPointCloudClassification, preset_config
 class PointNetVariant(PointNet):
     """`PointNet` with its norm (`"batch"` or `"layer"`, per point) and its pooling (`"max"` or `"mean"`) chosen."""
 
-    def __init__(self, width: int, num_labels: int, norm: str = "batch", pooling: str = "max", head: str = "mlp"):
+    def __init__(
+        self,
+        width: int,
+        num_labels: int,
+        norm: str = "batch",
+        pooling: str = "max",
+        head: str = "mlp",
+        pooled_width: int | None = None,
+    ):
         super().__init__(width, num_labels)
         self.pooling = pooling
+        pooled = pooled_width or 2 * width  # the channels max- or mean-pooled (PointNet's 2w)
         if head == "linear":
-            self.head = nn.Linear(2 * width, num_labels)
-        if norm == "layer":
-            dims = [3, width, width, 2 * width]
+            self.head = nn.Linear(pooled, num_labels)
+        elif pooled_width is not None:
+            self.head = nn.Sequential(nn.Linear(pooled, width), nn.ReLU(), nn.Linear(width, num_labels))
+        if norm == "layer" or pooled_width is not None:
+            dims = [3, width, width, pooled]
             layers = []
             for a, b in itertools.pairwise(dims):
-                layers += [nn.Conv1d(a, b, 1), _PointLayerNorm(b), nn.ReLU()]
+                layers += [nn.Conv1d(a, b, 1), _PointLayerNorm(b) if norm == "layer" else nn.BatchNorm1d(b), nn.ReLU()]
             self.features = nn.Sequential(*layers)
 
     def forward(self, points, attention_mask=None, labels=None, **_):
@@ -123,12 +134,13 @@ def with_squared_radius(data: dict) -> dict:
     }
 
 
-def train(build, data: dict, steps: int, learning_rate: float, seed: int = 0) -> tuple[float, list, float]:
+def train(build, data: dict, steps: int, learning_rate: float, seed: int = 0) -> tuple[float, list, float, float]:
+    """(validation, curve, seconds per step, training loss: the mean of the last 20 steps)."""
     task = SimpleNamespace(metric="accuracy", batch_size=32)
     every = max(1, steps // 4)
-    model, _, curve, seconds = fit(build, task, data, steps, learning_rate, seed, set(range(every, steps, every)))
+    model, losses, curve, seconds = fit(build, task, data, steps, learning_rate, seed, set(range(every, steps, every)))
     curve.append((steps, evaluate(model, task, data["validation"], 32, None)))
-    return curve[-1][1], curve, seconds / steps
+    return curve[-1][1], curve, seconds / steps, sum(losses[-20:]) / len(losses[-20:])
 
 
 def main():
@@ -144,7 +156,8 @@ def main():
     runs = {"ITNet": (itnet({}), data)}
     for name, kwargs in [("PointNet", {}), ("PointNet-LN", {"norm": "layer"}), ("PointNet-mean", {"pooling": "mean"}),
                          ("PointNet-LN-mean", {"norm": "layer", "pooling": "mean"}),
-                         ("PointNet-linear", {"head": "linear"})]:  # fmt: skip
+                         ("PointNet-linear", {"head": "linear"}), ("PointNet-narrow", {"pooled_width": 64}),
+                         ("PointNet-narrow-mean", {"pooled_width": 64, "pooling": "mean"})]:  # fmt: skip
         width, _ = match_width(lambda w, k=kwargs: PointNetVariant(w, 7, **k), target, multiple=2)
         runs[name] = (lambda w=width, k=kwargs: PointNetVariant(w, 7, **k), data)
     runs["ITNet pstem=64"] = (itnet({"point_stem_size": 64}), data)
@@ -171,16 +184,17 @@ def main():
     runs["ITNet batch-norm max"] = (itnet({"modality_pooling": {"points": "max"}}, batch_norm=True), data)
     runs["ITNet batch-norm pstem=64"] = (itnet({"point_stem_size": 64}, batch_norm=True), data)
     runs["ITNet batch-norm +radius²"] = (itnet({"point_feature_size": 1}, batch_norm=True), with_squared_radius(data))
+    runs["ITNet batch-norm mixers closed"] = (itnet({"gate_bias_init": -6.0}, batch_norm=True), data)
     print(f"diagnose_points: {args.steps} steps, batch 32, seed 0, lr grid {args.lr_grid}; ITNet {target:,} params")
     for name, (build, split) in runs.items():
         if args.runs and name not in args.runs:
             continue
         results = [(lr, *train(build, split, args.steps, lr)) for lr in args.lr_grid]
-        lr, best, curve, seconds = max(results, key=lambda r: r[1])
+        lr, best, curve, seconds, loss = max(results, key=lambda r: r[1])
         tried = " ".join(f"{r[0]:g}:{r[1]:.3f}" for r in results)
         print(f"{name:18s} {count_parameters(build()):>7,} params  lr {lr:g} validation {best:.4f}  "
-              f"{seconds * 1000:.0f} ms/step  curve {' '.join(f'{s}:{v:.3f}' for s, v in curve)}  ({tried})",
-              flush=True)  # fmt: skip
+              f"train loss {loss:.3f}  {seconds * 1000:.0f} ms/step  "
+              f"curve {' '.join(f'{s}:{v:.3f}' for s, v in curve)}  ({tried})", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

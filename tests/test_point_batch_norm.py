@@ -106,14 +106,20 @@ def test_output_does_not_depend_on_the_order_of_the_points():
 
 
 def test_running_statistics_survive_save_and_load(tmp_path):
-    model = _model()
+    model = _model().train()  # three training passes move the running statistics
     for _ in range(3):
         model(points=_clouds(), labels=torch.tensor([0, 1, 2, 0])).loss.backward()
+    norms = [model.itnet.norm] + [n for layer in model.itnet.layers for n in (layer.mixer_norm, layer.ffn_norm)]
+    assert all(
+        n.num_batches_tracked.item() == 3 and not torch.equal(n.running_var, torch.ones_like(n.running_var))
+        for n in norms
+    )
     model.eval().save_pretrained(tmp_path)
     loaded = ITNetForPointCloudClassification.from_pretrained(tmp_path).eval()
     assert loaded.config.point_norm_type == "batch_norm"
-    assert torch.equal(loaded.itnet.norm.running_mean, model.itnet.norm.running_mean)
-    assert torch.equal(loaded.itnet.layers[0].ffn_norm.running_var, model.itnet.layers[0].ffn_norm.running_var)
+    saved, restored = model.state_dict(), loaded.state_dict()
+    for name in [n for n in saved if n.endswith(("running_mean", "running_var", "num_batches_tracked"))]:
+        assert torch.equal(restored[name], saved[name]), name
     with torch.no_grad():
         assert torch.equal(loaded(points=_clouds()).logits, model(points=_clouds()).logits)
 
