@@ -31,13 +31,31 @@ that tests it:
    towards PointNet. Then, with it, the stem and the radius feature again (`ITNet batch-norm pstem=64`, `ITNet
    batch-norm +radius²`).
 
-Every run but those of hypothesis 7 builds the point trunk with the layer norm it had when they were made.
+With the batch norm (shipped), ITNet still trails PointNet by 0.2 at the long budget, and its training loss stays
+high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-10 run with it:
+
+8. The width of the pooled descriptor: PointNet max-pools 2w = 244 channels, ITNet its 64-wide states.
+   PointNet pooling 64 channels (`PointNet-narrow`, `[3, w, w, 64]`, w matched to the parameters) falls towards ITNet;
+   with a mean too (`PointNet-narrow-mean`).
+9. The mixing: the low-rank family mixes the points of a cloud. ITNet with its mixers held closed (`ITNet
+   batch-norm mixers closed`, `gate_bias_init=-6`: per-point feed-forward blocks alone) falls below ITNet.
+10. The detectors: PointNet max-pools rectified features (`ReLU(BN(W h))`), ITNet the normalised residual stream,
+   which holds the linear embedding of the coordinates. ITNet max-pooling `ReLU(norm(h))` (`ITNet batch-norm relu
+   max`) rises towards PointNet.
+
+Every run but those of hypotheses 7-10 builds the point trunk with the layer norm it had when they were made.
 
 Every run: the comparison's protocol (`compare_specialized.py`: AdamW, warm-up + cosine, clipping 1.0, batch 32, its
 batch order), `--steps` steps, seed 0, validation accuracy (the comparison's validation rows), learning rates 3e-3 and
 1e-2 (the best kept); ms/step of training alone.
 
     python benchmarks/diagnose_points.py --steps 300 > benchmarks/results/diagnose_points_300.log
+    python benchmarks/diagnose_points.py --steps 300 --runs PointNet-narrow PointNet-narrow-mean \
+        "ITNet batch-norm mixers closed" > benchmarks/results/diagnose_points_300_width.log
+    python benchmarks/diagnose_points.py --steps 300 --runs "ITNet batch-norm relu max" \
+        > benchmarks/results/diagnose_points_300_relu_max.log
+    python benchmarks/diagnose_points.py --steps 1000 --lr_grid 1e-3 3e-3 --runs "ITNet batch-norm relu max" \
+        "ITNet batch-norm" > benchmarks/results/diagnose_points_1000_relu_max.log
 """
 
 import argparse
@@ -109,7 +127,13 @@ class _SetNorm(nn.LayerNorm):
         return (x - mean) * torch.rsqrt(variance + self.eps) * self.weight + self.bias
 
 
-def itnet(overrides: dict, set_norm: bool = False, pool_then_norm: bool = False, batch_norm: bool = False):
+def itnet(
+    overrides: dict,
+    set_norm: bool = False,
+    pool_then_norm: bool = False,
+    batch_norm: bool = False,
+    relu_before_pool: bool = False,
+):
     norm = {"point_norm_type": "batch_norm" if batch_norm else "layer_norm"}
 
     def build():
@@ -122,6 +146,8 @@ def itnet(overrides: dict, set_norm: bool = False, pool_then_norm: bool = False,
             for layer in model.itnet.layers:
                 layer.mixer_norm, layer.ffn_norm = _SetNorm(config.hidden_size), _SetNorm(config.hidden_size)
             model.itnet.norm = _SetNorm(config.hidden_size)
+        if relu_before_pool:  # PointNet's detectors: the pooled features are rectified (no padding here: no mask)
+            model.itnet.norm = nn.Sequential(model.itnet.norm, nn.ReLU())
         return model
 
     return build
@@ -184,6 +210,10 @@ def main():
     runs["ITNet batch-norm max"] = (itnet({"modality_pooling": {"points": "max"}}, batch_norm=True), data)
     runs["ITNet batch-norm pstem=64"] = (itnet({"point_stem_size": 64}, batch_norm=True), data)
     runs["ITNet batch-norm +radius²"] = (itnet({"point_feature_size": 1}, batch_norm=True), with_squared_radius(data))
+    runs["ITNet batch-norm relu max"] = (
+        itnet({"modality_pooling": {"points": "max"}}, batch_norm=True, relu_before_pool=True),
+        data,
+    )
     runs["ITNet batch-norm mixers closed"] = (itnet({"gate_bias_init": -6.0}, batch_norm=True), data)
     print(f"diagnose_points: {args.steps} steps, batch 32, seed 0, lr grid {args.lr_grid}; ITNet {target:,} params")
     for name, (build, split) in runs.items():
