@@ -32,7 +32,7 @@ that tests it:
    batch-norm +radius²`).
 
 With the batch norm (shipped), ITNet still trails PointNet by 0.2 at the long budget, and its training loss stays
-high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-10 run with it:
+high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-11 run with it:
 
 8. The width of the pooled descriptor: PointNet max-pools 2w = 244 channels, ITNet its 64-wide states.
    PointNet pooling 64 channels (`PointNet-narrow`, `[3, w, w, 64]`, w matched to the parameters) falls towards ITNet;
@@ -42,8 +42,11 @@ high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-10 run with 
 10. The detectors: PointNet max-pools rectified features (`ReLU(BN(W h))`), ITNet the normalised residual stream,
    which holds the linear embedding of the coordinates. ITNet max-pooling `ReLU(norm(h))` (`ITNet batch-norm relu
    max`) rises towards PointNet.
+11. The capacity points use: ITNet's mixers hold 41,600 of its 76,103 parameters and add nothing on points (9);
+   PointNet spends all of its on per-point layers. PointNet with ITNet's parameters outside the mixers
+   (`PointNet-per-point`, about 34,500) falls towards ITNet.
 
-Every run but those of hypotheses 7-10 builds the point trunk with the layer norm it had when they were made.
+Every run but those of hypotheses 7-11 builds the point trunk with the layer norm it had when they were made.
 
 Every run: the comparison's protocol (`compare_specialized.py`: AdamW, warm-up + cosine, clipping 1.0, batch 32, its
 batch order), `--steps` steps, seed 0, validation accuracy (the comparison's validation rows), learning rates 3e-3 and
@@ -186,6 +189,9 @@ def main():
                          ("PointNet-narrow-mean", {"pooled_width": 64, "pooling": "mean"})]:  # fmt: skip
         width, _ = match_width(lambda w, k=kwargs: PointNetVariant(w, 7, **k), target, multiple=2)
         runs[name] = (lambda w=width, k=kwargs: PointNetVariant(w, 7, **k), data)
+    mixers = sum(p.numel() for name, p in itnet({})().named_parameters() if ".mixer." in name)
+    width, _ = match_width(lambda w: PointNetVariant(w, 7), target - mixers, multiple=2)
+    runs["PointNet-per-point"] = (lambda w=width: PointNetVariant(w, 7), data)
     runs["ITNet pstem=64"] = (itnet({"point_stem_size": 64}), data)
     runs["ITNet +radius²"] = (itnet({"point_feature_size": 1}), with_squared_radius(data))
     runs["ITNet +radius² max"] = (

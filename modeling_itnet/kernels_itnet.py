@@ -181,9 +181,15 @@ def _circular_layout(kernel: torch.Tensor, axes: tuple[int, ...], sizes: tuple[i
     """Lays a kernel in the offset layout (entry `δ + g − 1` holds `k(δ)`, `2g − 1` entries on each of `axes`) out
     circularly on FFT axes of `sizes` (`≥ 2g − 1`): zero-padded, then rolled so that offset δ sits at `δ mod L`."""
     padded = _zero_pad(kernel, axes, sizes)
-    if not axes:
-        return padded
-    return padded.roll(tuple(1 - (kernel.shape[a] + 1) // 2 for a in axes), dims=axes)
+    for a in axes:  # offset 0 (entry g − 1) to index 0
+        padded = _rotate_left(padded, (kernel.shape[a] - 1) // 2, a)
+    return padded
+
+
+def _rotate_left(x: torch.Tensor, shift: int, dim: int) -> torch.Tensor:
+    """`x.roll(-shift, dim)` for `0 ≤ shift ≤ x.shape[dim]`, as two slices: under `torch.compile` with dynamic
+    lengths, `roll`'s modular index fails to compile on CPU (inductor's `div_mod` of mixed integer types)."""
+    return torch.cat([x.narrow(dim, shift, x.shape[dim] - shift), x.narrow(dim, 0, shift)], dim=dim)
 
 
 def _fft_size(length: int) -> int:
@@ -361,7 +367,7 @@ class _CausalFFTConvolution(torch.autograd.Function):
         spectrum_v = torch.fft.rfftn(_zero_pad(v, (2,), (size,)), dim=(2,)) if ctx.needs_input_grad[1] else None
         grad_v, grad_c = _fft_convolution_backward(grad, spectrum_v, spectrum_c, size, ctx.needs_input_grad)
         if grad_c is not None:  # the adjoint of `_circular_layout`: roll back, crop to the offset table
-            grad_c = grad_c.roll(v.shape[-1] - 1, dims=1)[:, : k.shape[1]]
+            grad_c = _rotate_left(grad_c, size - (v.shape[-1] - 1), 1)[:, : k.shape[1]]
         return grad_v, grad_c
 
 

@@ -76,3 +76,30 @@ def test_compiled_training_step_matches_eager(name):
     assert any("spectral.kernel.fc1" in n for n in eager_grads) and any("query_key" in n for n in eager_grads)
     for n in eager_grads:
         torch.testing.assert_close(compiled_grads[n], eager_grads[n], atol=ATOL, rtol=RTOL, msg=n)
+
+
+def test_compiled_training_step_follows_changing_lengths():
+    """`torch.compile(model)` as users call it (dynamic shapes from the second length on, inductor), a training step
+    on batches of 40, 50 and 61 tokens (the FFT path of `spectral`): eager's loss and gradients. Inductor's CPU code
+    for `roll` by a dynamic length did not compile (`div_mod` of mixed integer types); the kernel's circular layout
+    slices instead."""
+    from modeling_itnet import ITNetForSequenceClassification
+
+    model = build(ITNetForSequenceClassification, num_labels=2, kernel_families=["spectral", "local", "low_rank"])
+    model.train()
+    compiled = torch.compile(model, backend=BACKEND or "inductor", fullgraph=True)
+    generator = torch.Generator().manual_seed(0)
+    for length in (40, 50, 61):
+        inputs = {"input_ids": torch.randint(0, 50, (2, length), generator=generator), "labels": torch.tensor([0, 1])}
+        inputs["attention_mask"] = torch.ones(2, length, dtype=torch.long)
+        inputs["attention_mask"][1, length - 5 :] = 0
+        results = []
+        for forward in (model, compiled):
+            model.zero_grad()
+            loss = forward(**inputs).loss
+            loss.backward()
+            results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+        (eager_loss, eager_grads), (compiled_loss, compiled_grads) = results
+        torch.testing.assert_close(compiled_loss, eager_loss, atol=ATOL, rtol=RTOL)
+        for n in eager_grads:
+            torch.testing.assert_close(compiled_grads[n], eager_grads[n], atol=ATOL, rtol=RTOL, msg=n)
