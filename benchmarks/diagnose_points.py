@@ -32,7 +32,7 @@ that tests it:
    batch-norm +radius²`).
 
 With the batch norm (shipped), ITNet still trails PointNet by 0.2 at the long budget, and its training loss stays
-high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-11 run with it:
+high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-13 run with it:
 
 8. The width of the pooled descriptor: PointNet max-pools 2w = 244 channels, ITNet its 64-wide states.
    PointNet pooling 64 channels (`PointNet-narrow`, `[3, w, w, 64]`, w matched to the parameters) falls towards ITNet;
@@ -45,8 +45,13 @@ high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-11 run with 
 11. The capacity points use: ITNet's mixers hold 41,600 of its 76,103 parameters and add nothing on points (9);
    PointNet spends all of its on per-point layers. PointNet with ITNet's parameters outside the mixers
    (`PointNet-per-point`, about 34,500) falls towards ITNet.
+12. The block structure: PointNet normalises each layer's output (`ReLU(BN(W h))`), ITNet normalises each block's
+   input and adds its output to a residual stream that keeps the linear embedding of the coordinates. ITNet with
+   post-norm blocks (`ITNet batch-norm post-norm`, `norm_position="post"`: each block's sum normalised) rises
+   towards PointNet.
+13. The activation: ReLU (PointNet) against GELU (ITNet; `ITNet batch-norm relu`).
 
-Every run but those of hypotheses 7-11 builds the point trunk with the layer norm it had when they were made.
+Every run but those of hypotheses 7-13 builds the point trunk with the layer norm it had when they were made.
 
 Every run: the comparison's protocol (`compare_specialized.py`: AdamW, warm-up + cosine, clipping 1.0, batch 32, its
 batch order), `--steps` steps, seed 0, validation accuracy (the comparison's validation rows), learning rates 3e-3 and
@@ -224,6 +229,8 @@ def main():
         itnet({"modality_pooling": {"points": "max"}}, batch_norm=True, relu_before_pool=True),
         data,
     )
+    runs["ITNet batch-norm post-norm"] = (itnet({"norm_position": "post"}, batch_norm=True), data)
+    runs["ITNet batch-norm relu"] = (itnet({"hidden_act": "relu"}, batch_norm=True), data)
     runs["ITNet batch-norm mixers closed"] = (itnet({"gate_bias_init": -6.0}, batch_norm=True), data)
     print(f"diagnose_points: {args.steps} steps, batch 32, seed 0, lr grid {args.lr_grid}; ITNet {target:,} params")
     for name, (build, split) in runs.items():
