@@ -68,6 +68,10 @@ batch order), `--steps` steps, seed 0, validation accuracy (the comparison's val
         > benchmarks/results/diagnose_points_300_per_point.log
     python benchmarks/diagnose_points.py --steps 1000 --lr_grid 1e-3 3e-3 --runs PointNet-per-point PointNet \
         > benchmarks/results/diagnose_points_1000_per_point.log
+    python benchmarks/diagnose_points.py --steps 1000 --lr_grid 1e-3 3e-3 --runs "ITNet batch-norm post-norm" \
+        > benchmarks/results/diagnose_points_1000_post_norm.log
+    python benchmarks/diagnose_points.py --steps 1000 --lr_grid 1e-3 3e-3 --runs "ITNet batch-norm relu" \
+        > benchmarks/results/diagnose_points_1000_relu.log
 """
 
 import argparse
