@@ -32,7 +32,7 @@ that tests it:
    batch-norm +radius²`).
 
 With the batch norm (shipped), ITNet still trails PointNet by 0.2 at the long budget, and its training loss stays
-high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-13 run with it:
+high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-14 run with it:
 
 8. The width of the pooled descriptor: PointNet max-pools 2w = 244 channels, ITNet its 64-wide states.
    PointNet pooling 64 channels (`PointNet-narrow`, `[3, w, w, 64]`, w matched to the parameters) falls towards ITNet;
@@ -50,8 +50,12 @@ high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-13 run with 
    post-norm blocks (`ITNet batch-norm post-norm`, `norm_position="post"`: each block's sum normalised) rises
    towards PointNet.
 13. The activation: ReLU (PointNet) against GELU (ITNet; `ITNet batch-norm relu`).
+14. The initialisation scale: ITNet draws its weights with std 0.02 (BERT's `initializer_range`), so each
+   feed-forward block starts near its linear regime and adds little to the residual stream; PointNet's layers start
+   at PyTorch's default (std about `0.58 / √fan_in`, 0.07 at fan-in 64). ITNet with `initializer_range` 0.1, 0.2 or 0.4
+   (`ITNet batch-norm init=0.1`, `init=0.2`, `init=0.4`) rises towards PointNet.
 
-Every run but those of hypotheses 7-13 builds the point trunk with the layer norm it had when they were made.
+Every run but those of hypotheses 7-14 builds the point trunk with the layer norm it had when they were made.
 
 Every run: the comparison's protocol (`compare_specialized.py`: AdamW, warm-up + cosine, clipping 1.0, batch 32, its
 batch order), `--steps` steps, seed 0, validation accuracy (the comparison's validation rows), learning rates 3e-3 and
@@ -72,6 +76,10 @@ batch order), `--steps` steps, seed 0, validation accuracy (the comparison's val
         > benchmarks/results/diagnose_points_1000_post_norm.log
     python benchmarks/diagnose_points.py --steps 1000 --lr_grid 1e-3 3e-3 --runs "ITNet batch-norm relu" \
         > benchmarks/results/diagnose_points_1000_relu.log
+    for v in 0.1 0.2 0.4; do python benchmarks/diagnose_points.py --steps 1000 --lr_grid 1e-3 3e-3 \
+        --runs "ITNet batch-norm init=$v" > benchmarks/results/diagnose_points_1000_init_$v.log; done
+    python benchmarks/diagnose_points.py --steps 1000 --lr_grid 1e-2 --runs "ITNet batch-norm init=0.2" \
+        > benchmarks/results/diagnose_points_1000_init_0.2_lr1e-2.log
 """
 
 import argparse
@@ -235,6 +243,9 @@ def main():
     )
     runs["ITNet batch-norm post-norm"] = (itnet({"norm_position": "post"}, batch_norm=True), data)
     runs["ITNet batch-norm relu"] = (itnet({"hidden_act": "relu"}, batch_norm=True), data)
+    runs["ITNet batch-norm init=0.1"] = (itnet({"initializer_range": 0.1}, batch_norm=True), data)
+    runs["ITNet batch-norm init=0.2"] = (itnet({"initializer_range": 0.2}, batch_norm=True), data)
+    runs["ITNet batch-norm init=0.4"] = (itnet({"initializer_range": 0.4}, batch_norm=True), data)
     runs["ITNet batch-norm mixers closed"] = (itnet({"gate_bias_init": -6.0}, batch_norm=True), data)
     print(f"diagnose_points: {args.steps} steps, batch 32, seed 0, lr grid {args.lr_grid}; ITNet {target:,} params")
     for name, (build, split) in runs.items():
