@@ -103,11 +103,11 @@ def main():
                          f"{best['validation']:.4f}  {best['entry']['parameters']:,} params  "
                          f"{best['seconds_per_step'] * 1000:.0f} ms/step  ({rows[-1]['all_lrs']})")  # fmt: skip
             print(lines[-1], flush=True)
-        write_csv(output.with_suffix(".csv"), rows)
-        output.with_suffix(".log").write_text("\n".join(lines) + "\n")
+        write_csv(output.with_name(output.name + ".csv"), rows)
+        output.with_name(output.name + ".log").write_text("\n".join(lines) + "\n")
     lines.append(f"total {time.perf_counter() - start:.0f} s")
-    output.with_suffix(".log").write_text("\n".join(lines) + "\n")
-    plot(rows, output.with_suffix(".png"))
+    output.with_name(output.name + ".log").write_text("\n".join(lines) + "\n")
+    plot(rows, output.with_name(output.name + ".png"))
 
 
 def plot(rows, path):

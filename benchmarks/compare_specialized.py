@@ -358,7 +358,7 @@ def run(tasks, seeds, budget="short", lr_grid=None, lr_from=None, quick=False, o
     def log(line: str) -> None:
         print(line, flush=True)
         lines.append(line)
-        output.with_suffix(".log").write_text("\n".join(lines) + "\n")
+        output.with_name(output.name + ".log").write_text("\n".join(lines) + "\n")
 
     log(header)
     total_start = time.perf_counter()
@@ -410,7 +410,7 @@ def run(tasks, seeds, budget="short", lr_grid=None, lr_from=None, quick=False, o
                 + (f"  shuffled images {r['test_shuffled_images']:.4f}, answer prior {r['answer_prior']:.4f}, "
                    f"question prior {r['question_prior']:.4f}"
                    if "answer_prior" in r else ""))  # fmt: skip
-        write_csv(output.with_suffix(".csv"), rows, COLUMNS)
+        write_csv(output.with_name(output.name + ".csv"), rows, COLUMNS)
         write_csv(output.with_name(output.name + "_curves.csv"), curve_rows)
         write_csv(output.with_name(output.name + "_gates.csv"), gate_rows)
         summary = summarise(rows, curve_rows)
@@ -496,7 +496,7 @@ def plot(summary: list[dict], curve_rows: list[dict], gate_rows: list[dict], out
     fig.suptitle(f"ITNet vs specialised models ({budget} budget): ±10% parameters, same data/steps/schedule, "
                  "each at its best lr on validation; mean ± std over seeds", fontsize=9)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(output.with_suffix(".png"), dpi=110)
+    fig.savefig(output.with_name(output.name + ".png"), dpi=110)
     plt.close(fig)
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.2), squeeze=False)

@@ -98,7 +98,7 @@ def main():
                     error = relative_error(student(held_out), held_out_target)
                 rows.append({"model": name, "step": step, "relative_error": error})
                 print(f"{name:>20} step {step:>5}  held-out relative error {error:.4f}", flush=True)
-    with open(args.output.with_suffix(".csv"), "w", newline="") as f:
+    with open(args.output.with_name(args.output.name + ".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["model", "step", "relative_error"])
         writer.writeheader()
         writer.writerows(rows)
@@ -116,7 +116,7 @@ def main():
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(args.output.with_suffix(".png"), dpi=120)
+    fig.savefig(args.output.with_name(args.output.name + ".png"), dpi=120)
 
 
 if __name__ == "__main__":

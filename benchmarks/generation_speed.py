@@ -144,11 +144,11 @@ def main():
             print(f"{name:24s} context {context:6d}  prefill {row['prefill_s']:8.3f} s  per token "
                   f"{row['per_token_ms']:8.2f} ms  ({row['tokens_per_s']:7.1f} tokens/s)  {row['parameters']:,} params",
                   flush=True)  # fmt: skip
-            with open(output.with_suffix(".csv"), "w", newline="") as handle:
+            with open(output.with_name(output.name + ".csv"), "w", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
-    plot(rows, output.with_suffix(".png"),
+    plot(rows, output.with_name(output.name + ".png"),
          f"generate(): width {args.width}, {args.layers} layers, {args.new_tokens} new tokens, {args.device}, "
          f"{args.threads} thread(s)")  # fmt: skip
 

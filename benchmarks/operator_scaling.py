@@ -205,12 +205,14 @@ def main():
             seconds, peak_mb = measure(name, args.width, args.heads, length, args.repeats)
             rows.append({"operator": name, "length": length, "seconds": seconds, "peak_mb": peak_mb})
             print(f"{name:>16} {length:>7} {seconds:>9.4f} {peak_mb:>9.1f}", flush=True)
-    with open(args.output.with_suffix(".csv"), "w", newline="") as f:
+    with open(args.output.with_name(args.output.name + ".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["operator", "length", "seconds", "peak_mb"])
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, args.output.with_suffix(".png"))
-    print(f"wrote {args.output.with_suffix('.csv')} and {args.output.with_suffix('.png')}")
+    plot(rows, args.output.with_name(args.output.name + ".png"))
+    print(
+        f"wrote {args.output.with_name(args.output.name + '.csv')} and {args.output.with_name(args.output.name + '.png')}"
+    )
 
 
 if __name__ == "__main__":

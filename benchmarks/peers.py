@@ -163,7 +163,7 @@ def plot(rows: list[dict], output: Path):
     axes[1].set(xlabel="tokens N", ylabel="peak memory (MB)")
     axes[0].legend()
     fig.tight_layout()
-    fig.savefig(output.with_suffix(".png"), dpi=110)
+    fig.savefig(output.with_name(output.name + ".png"), dpi=110)
 
 
 def main():
@@ -197,12 +197,14 @@ def main():
                          "seconds": seconds, "peak_mb": peak, "vs_itnet": ratio, "machine": machine})  # fmt: skip
             print(f"N={length:6d} {name:14s} {seconds:9.4f} s  {peak:8.1f} MB  {ratio:6.2f}x ITNet", flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    with args.output.with_suffix(".csv").open("w", newline="") as handle:
+    with args.output.with_name(args.output.name + ".csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, args.output)
-    print(f"wrote {args.output.with_suffix('.csv')} and {args.output.with_suffix('.png')} ({machine})")
+    print(
+        f"wrote {args.output.with_name(args.output.name + '.csv')} and {args.output.with_name(args.output.name + '.png')} ({machine})"
+    )
 
 
 if __name__ == "__main__":

@@ -77,8 +77,8 @@ def main():
             print(f"{name:9s} {model:9s} {entry['parameters']:>9,} params {row['ms_per_step']:8.1f} ms/step "
                   f"{row['vs_fastest_baseline']:5.2f}x {fastest}", flush=True)  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(args.output.with_suffix(".csv"), rows)
-    print(f"wrote {args.output.with_suffix('.csv')}")
+    write_csv(args.output.with_name(args.output.name + ".csv"), rows)
+    print(f"wrote {args.output.with_name(args.output.name + '.csv')}")
 
 
 if __name__ == "__main__":
