@@ -80,7 +80,8 @@ def test_compiled_training_step_matches_eager(name):
 
 def test_compiled_training_step_follows_changing_lengths():
     """`torch.compile(model)` as users call it (dynamic shapes from the second length on, inductor), a training step
-    on batches of 40, 50 and 61 tokens (the FFT path of `spectral`): eager's loss and gradients. Inductor's CPU code
+    on batches of 40 (the kernel-matrix path of `spectral`), 50 and 61 tokens (its FFT path): eager's loss and
+    gradients. Inductor's CPU code
     for `roll` by a dynamic length did not compile (`div_mod` of mixed integer types); the kernel's circular layout
     slices instead."""
     from modeling_itnet import ITNetForSequenceClassification
