@@ -49,6 +49,9 @@ VARIANTS = {  # name: (overrides of itnet-unified, or None for itnet-tiny as it 
     "dropout=0.1": ({"hidden_dropout_prob": 0.1}, ALL),
     "dropout=0.3": ({"hidden_dropout_prob": 0.3}, ALL),
     "itnet-tiny": (None, ALL),  # the previous shared preset, as it was
+    # the initialisation scale (std of every linear and embedding; diagnose_points.py hypothesis 14)
+    "init=0.1": ({"initializer_range": 0.1}, ALL),
+    "init=0.2": ({"initializer_range": 0.2}, ALL),
     # per-modality readouts (`modality_pooling`) and a per-point MLP stem, on the preset before it had them
     "image=max": ({"modality_pooling": {"image": "max"}}, (IMAGES,)),
     "image=max,stem=16": ({"modality_pooling": {"image": "max"}, "image_stem_channels": 16}, (IMAGES,)),
@@ -67,7 +70,7 @@ VARIANTS = {  # name: (overrides of itnet-unified, or None for itnet-tiny as it 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--tasks", nargs="*", default=list(ALL), choices=list(ALL))  # NLVR2 has no ablation
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--lr_grid", nargs="*", type=float, default=[3e-3, 1e-2])
     parser.add_argument("--budget", choices=list(BUDGETS), default="short", help="the comparison's steps per task")
