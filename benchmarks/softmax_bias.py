@@ -1,7 +1,7 @@
 """The `softmax` family's relative-position bias against plain SDPA: forward + backward of one `ITNetSoftmaxBranch`
 (width 256, 4 heads of 64) on a 1-D sequence, without a bias, with the `"kernel_mlp"` bias (an `[H, N, N]` table
 added to the scores) and with the `"fourier"` bias (folded into the queries and keys, `softmax_fourier_transform`),
-at `R = kernel_num_frequencies` of 8 and 16. Median of `--repeats` timed runs after one warm-up, one thread.
+at `R = softmax_bias_frequencies` of 4, 8 and 16. Median of `--repeats` timed runs after one warm-up, one thread.
 
     python benchmarks/softmax_bias.py > benchmarks/results/softmax_bias.log
 
@@ -46,9 +46,11 @@ def main():
         torch.manual_seed(0)
         plain = step_seconds(ITNetSoftmaxBranch(256, 256, 4, False, False, 8, 32, "gelu"), batch, length, args.repeats)
         print(f"{batch} x {length}: no bias {plain * 1000:.0f} ms", flush=True)
-        for frequencies in (8, 16):
+        for frequencies in (4, 8, 16):
             for form in ("kernel_mlp", "fourier"):
-                branch = ITNetSoftmaxBranch(256, 256, 4, False, True, frequencies, 32, "gelu", bias_form=form)
+                branch = ITNetSoftmaxBranch(
+                    256, 256, 4, False, True, 16, 32, "gelu", bias_form=form, bias_frequencies=frequencies
+                )
                 seconds = step_seconds(branch, batch, length, args.repeats)
                 print(f"{batch} x {length}: {form:10s} R = {frequencies:2d}  {seconds * 1000:.0f} ms  "
                       f"({seconds / plain:.2f}x plain SDPA)", flush=True)  # fmt: skip

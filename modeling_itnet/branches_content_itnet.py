@@ -189,7 +189,8 @@ class ITNetSoftmaxBranch(ITNetBranch):
     grid size works, and 3-D point offsets with `position_dims=3`) and added to the scores as an `[H, N, N]` table;
     with `bias_form="fourier"` a learned Fourier series of the offset (`ITNetFourierBias`), folded into the queries
     and keys so that attention stays fused (`softmax_fourier_transform`; within each modality's grid when there are
-    several, as the table form: there it is built as a block-diagonal table).
+    several, as the table form: there it is built as a block-diagonal table). Either form has `R = bias_frequencies`
+    frequencies (`kernel_num_frequencies` when None); the fused form costs attention over `D + 2R` features per head.
 
     Generation state (causal, 1-D): the keys and values `[B, H, T, E]` and the quadrature weights `[B, T]` of the
     past tokens; a step scores the new query against them, with the bias row `b(t − s)`, `s = 0 .. t`.
@@ -202,7 +203,7 @@ class ITNetSoftmaxBranch(ITNetBranch):
     cost = "O(N²) time"
     state = "past keys and values (and the bias row `b(t − s)`)"
     token_cost = "O(t)"
-    config_fields: ClassVar[dict[str, object]] = {"softmax_bias_form": "kernel_mlp"}
+    config_fields: ClassVar[dict[str, object]] = {"softmax_bias_form": "kernel_mlp", "softmax_bias_frequencies": None}
 
     def __init__(
         self,
@@ -216,12 +217,16 @@ class ITNetSoftmaxBranch(ITNetBranch):
         activation,
         position_dims=2,
         bias_form="kernel_mlp",
+        bias_frequencies=None,
     ):
         super().__init__()
         if bias_form not in ("kernel_mlp", "fourier"):
             raise ValueError(f"`bias_form` must be 'kernel_mlp' or 'fourier', got {bias_form!r}.")
+        if bias_frequencies is not None and (not isinstance(bias_frequencies, int) or bias_frequencies <= 0):
+            raise ValueError(f"`bias_frequencies` must be a positive integer or None, got {bias_frequencies!r}.")
         self.num_heads = num_heads
         self.is_causal = is_causal
+        num_frequencies = num_frequencies if bias_frequencies is None else bias_frequencies
         self.num_frequencies = num_frequencies
         self.query_key = nn.Linear(hidden_size, 2 * channels)
         self.bias_kernel = self.fourier_bias = None
@@ -239,6 +244,7 @@ class ITNetSoftmaxBranch(ITNetBranch):
             options.softmax_relative_bias, options.num_frequencies, options.kernel_mlp_size, options.activation,
             options.position_dims,
             options.family_options.get("softmax_bias_form", cls.config_fields["softmax_bias_form"]),
+            options.family_options.get("softmax_bias_frequencies", cls.config_fields["softmax_bias_frequencies"]),
         )  # fmt: skip
 
     def relative_bias(self, grid_shape, length_scale, positions, segments, device) -> torch.Tensor:

@@ -89,6 +89,9 @@ class ITNetConfig(PreTrainedConfig):
             on Fourier features of the offset, added as an `[H, N, N]` table (SDPA off its fused path); or
             `"fourier"`, a learned Fourier series of the offset in `kernel_num_frequencies` terms, folded into the
             queries and keys so attention stays fused (`kernels_itnet.softmax_fourier_transform`).
+        softmax_bias_frequencies (`int`, *optional*): the number `R` of frequencies of that bias (either form);
+            `None` takes `kernel_num_frequencies`. The fused form attends over `D + 2R` features per head of `D`:
+            `R = 4` at `D = 64` keeps it within 1.2x of plain SDPA (`benchmarks/softmax_bias.py`).
         state_size (`int`, defaults to 16): state size of the `"recurrent"` family (per head) and of the `"ssm"`
             family (per channel, `state_size // 2` complex modes).
         recurrent_discretization (`str`, defaults to `"euler"`): input coefficient of the `"recurrent"` family,
@@ -200,6 +203,7 @@ class ITNetConfig(PreTrainedConfig):
     window_softmax_size: int = 64
     softmax_relative_bias: bool = True
     softmax_bias_form: Literal["kernel_mlp", "fourier"] = "kernel_mlp"
+    softmax_bias_frequencies: int | None = None
     state_size: int = 16
     recurrent_discretization: Literal["euler", "zoh"] = "euler"
     mlp_kernel_samples: int = 0
@@ -280,6 +284,11 @@ class ITNetConfig(PreTrainedConfig):
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0 (0: none), got {getattr(self, name)}.")
+        if self.softmax_bias_frequencies is not None and self.softmax_bias_frequencies <= 0:
+            raise ValueError(
+                "`softmax_bias_frequencies` must be a positive integer or None (kernel_num_frequencies), got "
+                f"{self.softmax_bias_frequencies}."
+            )
         if self.value_size is not None and self.value_size <= 0:
             raise ValueError(f"`value_size` must be a positive integer or None (hidden_size), got {self.value_size}.")
         for modality, pooling in (self.modality_pooling or {}).items():

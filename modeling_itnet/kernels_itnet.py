@@ -1030,8 +1030,10 @@ def softmax_fourier_transform(
     key = torch.cat([key, cos.expand(shape), sin.expand(shape)], dim=-1)
     # 3. one width
     size = max(query.shape[-1], width)
-    query, key = (torch.nn.functional.pad(t, (0, size - t.shape[-1])) for t in (query, key))
-    value = torch.nn.functional.pad(value, (0, size - width))
+    if size > query.shape[-1]:
+        query, key = (torch.nn.functional.pad(t, (0, size - t.shape[-1])) for t in (query, key))
+    if size > width:
+        value = torch.nn.functional.pad(value, (0, size - width))
     # 4. fused attention
     return softmax_transform(query, key, value, mask, causal, scale=1.0)[..., :width]
 

@@ -163,17 +163,22 @@ def test_multimodal_routing_follows_needs_grid():
 
 @pytest.mark.parametrize("layout", ["1d", "2d", "points"])
 @pytest.mark.parametrize("causal", [False, True])
-def test_softmax_fourier_bias_fused_equals_its_table(layout, causal):
+@pytest.mark.parametrize("bias_frequencies", [None, 2])
+def test_softmax_fourier_bias_fused_equals_its_table(layout, causal, bias_frequencies):
     """`softmax_bias_form="fourier"`: the fused branch (bias folded into q and k) equals attention with the bias as an
-    explicit `[H, N, N]` table (`relative_bias`), padded, at an odd length."""
+    explicit `[H, N, N]` table (`relative_bias`), padded, at an odd length; with `R` from `num_frequencies` (5) or its
+    own `bias_frequencies`."""
     from modeling_itnet.branches_content_itnet import ITNetSoftmaxBranch
     from modeling_itnet.branches_itnet import ITNetLayout, _merge_heads, _split_heads
     from modeling_itnet.kernels_itnet import softmax_transform_naive
 
     torch.manual_seed(0)
     dims = 3 if layout == "points" else 2
-    branch = ITNetSoftmaxBranch(16, 16, 4, causal, True, 5, 8, "gelu", position_dims=dims, bias_form="fourier")
+    branch = ITNetSoftmaxBranch(
+        16, 16, 4, causal, True, 5, 8, "gelu", position_dims=dims, bias_form="fourier", bias_frequencies=bias_frequencies
+    )
     assert branch.bias_kernel is None and branch.fourier_bias is not None
+    assert branch.fourier_bias.frequencies.shape == (bias_frequencies or 5, dims)
     with torch.no_grad():
         for p in branch.fourier_bias.parameters():
             p.normal_()
