@@ -174,9 +174,7 @@ def test_softmax_fourier_bias_fused_equals_its_table(layout, causal, bias_freque
 
     torch.manual_seed(0)
     dims = 3 if layout == "points" else 2
-    branch = ITNetSoftmaxBranch(
-        16, 16, 4, causal, True, 5, 8, "gelu", position_dims=dims, bias_form="fourier", bias_frequencies=bias_frequencies
-    )
+    branch = ITNetSoftmaxBranch(16, 16, 4, causal, True, 5, 8, "gelu", dims, "fourier", bias_frequencies)
     assert branch.bias_kernel is None and branch.fourier_bias is not None
     assert branch.fourier_bias.frequencies.shape == (bias_frequencies or 5, dims)
     with torch.no_grad():
