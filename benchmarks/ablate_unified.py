@@ -42,6 +42,7 @@ VARIANTS = {  # name: (overrides of itnet-unified, or None for itnet-tiny as it 
     "pool=max": ({"pooling": "max", "modality_pooling": None}, POOLED),
     "pool=attention": ({"pooling": "attention", "modality_pooling": None}, POOLED),
     "stem=16": ({"image_stem_channels": 16}, (IMAGES, VQA)),
+    "patch=7": ({"patch_size": 7}, (IMAGES,)),  # 16 patches of 28 x 28 instead of 49: a third of the tokens
     "window=5": ({"local_window": 5}, (TEXT, IMAGES, VQA, LM, LISTOPS)),  # the local family's window side
     "frequencies=16": ({"kernel_num_frequencies": 16}, (TEXT, IMAGES, VQA, LM, LISTOPS)),  # spectral kernel detail
     "gate=+2": ({"gate_bias_init": 2.0}, ALL),

@@ -153,7 +153,9 @@ class Task:
 def _itnet_config(**overrides):
     from modeling_itnet import preset_config
 
-    return preset_config(SHARED_ITNET["preset"], **{**SHARED_ITNET["overrides"], **overrides})
+    """The shared preset with the task's head and input settings, under `SHARED_ITNET["overrides"]` (a command's
+    `--overrides` win over the task's settings: `{"patch_size": 7}` changes the images task's patches)."""
+    return preset_config(SHARED_ITNET["preset"], **{**overrides, **SHARED_ITNET["overrides"]})
 
 
 def _tokenizer():

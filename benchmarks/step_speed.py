@@ -1,6 +1,8 @@
 """Training-step time of the shared ITNet preset against every baseline of `compare_specialized.py`, at the
 comparison's scale (its tasks, batches and parameter-matched models), one thread, all models of a task timed in
-the same process, alternating, so that the ratios share the machine's state.
+the same process, alternating, so that the ratios share the machine's state; and each model's matrix arithmetic per
+training step (`torch.utils.flop_counter`: matmuls, convolutions and attention, forward and backward), the floor
+below which no constant-factor work takes a step, and the rate reached (GFLOP/s).
 
 For each task: the models are built as the comparison builds them (`build_models`: ITNet, then each baseline at
 ITNet's parameter count ±10%), trained on the same `--batches` batches of the task's training split (AdamW, the
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -34,6 +37,14 @@ def step_seconds(model, batches: list[dict], steps: int) -> float:
     for i in range(steps):
         train_step(model, optimizer, batches[i % len(batches)])
     return (time.perf_counter() - start) / steps
+
+
+def step_gflop(model, batch: dict) -> float:
+    """The matrix arithmetic of one training step (forward and backward), in GFLOP."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.0)
+    with FlopCounterMode(display=False) as counter:
+        train_step(model, optimizer, batch)
+    return counter.get_total_flops() / 1e9
 
 
 def main():
@@ -61,6 +72,7 @@ def main():
         for entry in build_models(task):
             torch.manual_seed(0)
             module = entry["build"]().train()
+            entry["gflop"] = step_gflop(module, batches[0])
             models[entry["model"]] = (entry, torch.compile(module) if args.compile else module)
             step_seconds(models[entry["model"]][1], batches, args.warmup)
         times = {model: [] for model in models}
@@ -72,10 +84,14 @@ def main():
         for model, (entry, _) in models.items():
             row = {"task": name, "model": model, "parameters": entry["parameters"],
                    "ms_per_step": round(medians[model] * 1e3, 2),
-                   "vs_fastest_baseline": round(medians[model] / medians[fastest], 2), "fastest_baseline": fastest}  # fmt: skip
+                   "vs_fastest_baseline": round(medians[model] / medians[fastest], 2), "fastest_baseline": fastest,
+                   "gflop_per_step": round(entry["gflop"], 3),
+                   "gflop_vs_fastest": round(entry["gflop"] / models[fastest][0]["gflop"], 2),
+                   "gflop_per_second": round(entry["gflop"] / medians[model], 1)}  # fmt: skip
             rows.append(row)
             print(f"{name:9s} {model:9s} {entry['parameters']:>9,} params {row['ms_per_step']:8.1f} ms/step "
-                  f"{row['vs_fastest_baseline']:5.2f}x {fastest}", flush=True)  # fmt: skip
+                  f"{row['vs_fastest_baseline']:5.2f}x {fastest}  {row['gflop_per_step']:7.3f} GFLOP/step "
+                  f"({row['gflop_vs_fastest']:5.2f}x) {row['gflop_per_second']:6.1f} GFLOP/s", flush=True)  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_csv(args.output.with_name(args.output.name + ".csv"), rows)
     print(f"wrote {args.output.with_name(args.output.name + '.csv')}")

@@ -91,7 +91,7 @@ class ITNetConfig(PreTrainedConfig):
             queries and keys so attention stays fused (`kernels_itnet.softmax_fourier_transform`).
         softmax_bias_frequencies (`int`, *optional*): the number `R` of frequencies of that bias (either form);
             `None` takes `kernel_num_frequencies`. The fused form attends over `D + 2R` features per head of `D`:
-            `R = 4` at `D = 64` keeps it within 1.2x of plain SDPA (`benchmarks/softmax_bias.py`).
+            at `D = 64`, `R = 4` costs 1.04-1.06x plain SDPA and `R = 16` 1.25-1.33x (`benchmarks/softmax_bias.py`).
         state_size (`int`, defaults to 16): state size of the `"recurrent"` family (per head) and of the `"ssm"`
             family (per channel, `state_size // 2` complex modes).
         recurrent_discretization (`str`, defaults to `"euler"`): input coefficient of the `"recurrent"` family,

@@ -623,10 +623,13 @@ def low_rank_transform(
     `query = φ(q)` and `key = ψ(k)` are non-negative feature maps, so the normaliser is positive wherever at least
     one real token is in reach; where none is (a causal position before the first real token) the output is 0.
 
-    Bidirectional: the sums over j factor through `S = Σ_j w_j ψ_j v_jᵀ` (`[R, E]`) and `z = Σ_j w_j ψ_j`.
+    The normaliser is the numerator of a value column of ones, so both are one product: with `v'_j = [v_j, 1]`,
+    `[numerator_i, Z_i] = Σ_j w_j (φ_i·ψ_j) v'_j`.
+
+    Bidirectional: the sums over j factor through `S = Σ_j w_j ψ_j v'_jᵀ` (`[R, E + 1]`): `[numerator, Z] = φ S`.
     Causal, chunked (chunks of `C` tokens):
         1. intra-chunk: the `[C, C]` lower-triangular kernel `φ_i·ψ_j` applied directly;
-        2. inter-chunk: states `S_c`, `z_c` summed over all earlier chunks (exclusive cumulative sum);
+        2. inter-chunk: states `S_c` summed over all earlier chunks (exclusive cumulative sum);
         3. numerator and normaliser add both parts.
     Memory is O(N·C + (N/C)·R·E) per head, never O(N²).
 
@@ -642,11 +645,10 @@ def low_rank_transform(
     _check_low_rank(query, key, value, mask)
     if mask is not None:
         key = key * mask[:, None, :, None].to(key.dtype)
+    value = torch.cat([value, value.new_ones(()).expand(*value.shape[:-1], 1)], dim=-1)  # v' = [v, 1]
     if not causal:
-        state = torch.einsum("bhnr,bhne->bhre", key, value)
-        numerator = torch.einsum("bhnr,bhre->bhne", query, state)
-        normaliser = torch.einsum("bhnr,bhr->bhn", query, key.sum(dim=2))
-        return numerator / normaliser.clamp_min(eps).unsqueeze(-1)
+        numerator = query @ (key.transpose(-1, -2) @ value)  # [B, H, N, E + 1]
+        return numerator[..., :-1] / numerator[..., -1:].clamp_min(eps)
 
     batch, heads, length, _rank = query.shape
     pad = (-length) % chunk_size
@@ -654,19 +656,13 @@ def low_rank_transform(
     chunks = (length + pad) // chunk_size
     q, k, v = (t.reshape(batch, heads, chunks, chunk_size, t.shape[-1]) for t in (q, k, v))
     # 1. intra-chunk
-    scores = torch.einsum("bhcir,bhcjr->bhcij", q, k)
-    scores = scores * torch.tril(torch.ones(chunk_size, chunk_size, device=q.device, dtype=scores.dtype))
-    numerator = torch.einsum("bhcij,bhcje->bhcie", scores, v)
-    normaliser = scores.sum(dim=-1)
+    scores = (q @ k.transpose(-1, -2)).tril()  # [B, H, chunks, C, C]
+    numerator = scores @ v
     # 2. inter-chunk states over earlier chunks only
-    chunk_state = torch.einsum("bhcnr,bhcne->bhcre", k, v)
-    chunk_norm = k.sum(dim=3)
-    state = _exclusive_cumsum(chunk_state, dim=2)
-    norm_state = _exclusive_cumsum(chunk_norm, dim=2)
+    state = _exclusive_cumsum(k.transpose(-1, -2) @ v, dim=2)  # [B, H, chunks, R, E + 1]
     # 3. combine
-    numerator = numerator + torch.einsum("bhcir,bhcre->bhcie", q, state)
-    normaliser = normaliser + torch.einsum("bhcir,bhcr->bhci", q, norm_state)
-    out = numerator / normaliser.clamp_min(eps).unsqueeze(-1)
+    numerator = numerator + q @ state
+    out = numerator[..., :-1] / numerator[..., -1:].clamp_min(eps)
     return out.reshape(batch, heads, chunks * chunk_size, -1)[:, :, :length]
 
 

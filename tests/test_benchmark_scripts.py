@@ -1,5 +1,6 @@
 """`benchmarks/peers.py` and `benchmarks/generation_speed.py` run end to end at tiny sizes and write a row per
-model and length (their figures are not checked: speed belongs to the benchmarks, not to tests)."""
+model and length (their figures are not checked: speed belongs to the benchmarks, not to tests); `step_speed`'s
+FLOP count is exact on a layer whose count is known."""
 
 import csv
 import subprocess
@@ -30,3 +31,25 @@ def test_generation_speed_writes_a_row_per_model_and_context(tmp_path):
     assert {(row["model"], int(row["context"])) for row in rows} == {(m, n) for m in models for n in (8, 17)}
     assert all(float(row["per_token_ms"]) >= 0 and float(row["prefill_s"]) > 0 for row in rows)
     assert (tmp_path / "gen.png").stat().st_size > 0
+
+
+def test_step_speed_counts_a_training_steps_matrix_arithmetic():
+    """`step_speed.step_gflop`: one linear layer's training step is its forward product and the two of its backward
+    (input and weight gradients), `3 · 2·B·I·O` FLOPs."""
+    import types
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from step_speed import step_gflop
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(12, 5, bias=False)
+
+        def forward(self, inputs):
+            return types.SimpleNamespace(loss=self.layer(inputs).square().mean())
+
+    batch = {"inputs": torch.randn(7, 12, requires_grad=True)}
+    assert step_gflop(Linear(), batch) * 1e9 == 3 * 2 * 7 * 12 * 5
