@@ -11,22 +11,26 @@ comparison's clipping), `--warmup` steps first; each model's time is the median 
 
     python benchmarks/step_speed.py > benchmarks/results/step_speed.log
     python benchmarks/step_speed.py --compile --output benchmarks/results/step_speed_compiled   # every model compiled
+    python benchmarks/step_speed.py --tasks images --overrides '{"patch_size": 7}' --output benchmarks/results/step_speed_images_patch7
 
 `--compile` wraps every model, ITNet and baselines alike, in `torch.compile` (inductor, the default backend) before
 the warm-up steps, which then include the compilation.
 """
 
 import argparse
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import specialized_models
 from compare_specialized import RESULTS, batch_order, build_models, train_step, write_csv
 from specialized_models import TASKS, make_batch, split_size
 
@@ -39,12 +43,45 @@ def step_seconds(model, batches: list[dict], steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def lstm_flops(lstm: torch.nn.LSTM, inputs: torch.Tensor) -> int:
+    """An `nn.LSTM`'s matrix arithmetic on `inputs` `[B, T, I]` (batch first), forward and backward (3x forward):
+    per token, layer and direction the four gates' products `2 · 4H · (I + H)`. Its fused CPU kernel is one operator
+    that `FlopCounterMode` does not count."""
+    tokens, hidden, directions = inputs.shape[0] * inputs.shape[1], lstm.hidden_size, 1 + lstm.bidirectional
+    width = lstm.input_size
+    total = 0
+    for _ in range(lstm.num_layers):
+        total += directions * 2 * 4 * hidden * (width + hidden) * tokens
+        width = directions * hidden
+    return 3 * total
+
+
+# SDPA's fused CPU kernels, which `FlopCounterMode` counts on GPUs only: the same formulas (every score of the [N, M]
+# block, a causal mask included, as for the GPU kernels)
+CPU_ATTENTION = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: (
+        lambda query, key, value, *args, out_shape=None, **kwargs: flop_counter.sdpa_flop_count(query, key, value)
+    ),
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: (
+        lambda grad, query, key, value, *args, out_shape=None, **kwargs: flop_counter.sdpa_backward_flop_count(
+            grad, query, key, value
+        )
+    ),
+}
+
+
 def step_gflop(model, batch: dict) -> float:
-    """The matrix arithmetic of one training step (forward and backward), in GFLOP."""
+    """The matrix arithmetic of one training step (forward and backward), in GFLOP: `FlopCounterMode`'s count
+    (matmuls, convolutions, attention, with `CPU_ATTENTION`) and the LSTMs' (`lstm_flops`)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.0)
-    with FlopCounterMode(display=False) as counter:
+    counted = []
+    hooks = [module.register_forward_hook(lambda m, args, _: counted.append(lstm_flops(m, args[0])))
+             for module in model.modules() if isinstance(module, torch.nn.LSTM)]  # fmt: skip
+    with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION) as counter:
         train_step(model, optimizer, batch)
-    return counter.get_total_flops() / 1e9
+    for hook in hooks:
+        hook.remove()
+    return (counter.get_total_flops() + sum(counted)) / 1e9
 
 
 def main():
@@ -55,12 +92,15 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--compile", action="store_true", help="torch.compile every model (inductor)")
+    parser.add_argument("--overrides", type=json.loads, default={},
+                        help='JSON of ITNetConfig fields over the shared preset, e.g. \'{"patch_size": 7}\'')  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS / "step_speed")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    specialized_models.SHARED_ITNET["overrides"] = args.overrides
     compiled = ", every model compiled (inductor)" if args.compile else ""
     print(f"step_speed: torch {torch.__version__}, 1 thread, {args.rounds} rounds x {args.steps} steps (median)"
-          f"{compiled}")  # fmt: skip
+          f"{compiled}, ITNet overrides {args.overrides}")  # fmt: skip
     rows = []
     for name in args.tasks:
         task = TASKS[name]()

@@ -53,3 +53,49 @@ def test_step_speed_counts_a_training_steps_matrix_arithmetic():
 
     batch = {"inputs": torch.randn(7, 12, requires_grad=True)}
     assert step_gflop(Linear(), batch) * 1e9 == 3 * 2 * 7 * 12 * 5
+
+
+def test_step_speed_counts_an_lstms_matrix_arithmetic():
+    """An LSTM's fused CPU kernel escapes `FlopCounterMode`; `step_gflop` adds `3 · 2 · 4H(I + H)` per token, layer and
+    direction (layer 2 of a bidirectional LSTM reads `2H` inputs)."""
+    import types
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from step_speed import step_gflop
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(6, 4, num_layers=2, batch_first=True, bidirectional=True)
+
+        def forward(self, inputs):
+            return types.SimpleNamespace(loss=self.lstm(inputs)[0].square().mean())
+
+    tokens = 3 * 5
+    expected = 3 * 2 * 2 * 4 * 4 * ((6 + 4) + (8 + 4)) * tokens
+    assert step_gflop(Model(), {"inputs": torch.randn(3, 5, 6)}) * 1e9 == expected
+
+
+def test_step_speed_counts_sdpas_cpu_kernel():
+    """SDPA's fused CPU kernel is counted as its GPU kernels are: `4·B·H·N·M·D` forward, 2.5x that backward."""
+    import types
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from step_speed import step_gflop
+
+    class Attention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, query, key, value):
+            out = torch.nn.functional.scaled_dot_product_attention(query * self.scale, key, value)
+            return types.SimpleNamespace(loss=out.square().mean())
+
+    shape = (2, 3, 16, 8)
+    batch = {name: torch.randn(shape, requires_grad=True) for name in ("query", "key", "value")}
+    assert step_gflop(Attention(), batch) * 1e9 == 3.5 * 4 * 2 * 3 * 16 * 16 * 8
