@@ -306,7 +306,10 @@ def train_one(modality: str, output_dir: str, max_steps=None, train_size=None, e
     model.eval()
     with torch.no_grad():
         logits = model(**batch).logits
-        same = torch.equal(logits, reloaded(**batch).logits)
+        # equal up to float32 rounding: the reloaded weights sit at other addresses, and the CPU's matrix kernels
+        # may then sum in another order (seen at 1.8e-7 on an AVX2 machine)
+        difference = (logits - reloaded(**batch).logits).abs().max().item()
+        same = difference <= 1e-5 * max(logits.abs().max().item(), 1.0)
     # the pipeline from the saved folder, on the first evaluation examples: its answers, and the model's on them
     runner = pipeline(setup["task"], model=str(save_dir), device="cpu")
     outputs = runner(setup["pipeline_inputs"], **setup["pipeline_kwargs"])
@@ -331,6 +334,7 @@ def train_one(modality: str, output_dir: str, max_steps=None, train_size=None, e
         "learning_rate": recipe["learning_rate"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "reloaded_identical": same,
+        "reloaded_max_abs_difference": difference,
         "pipeline_examples": len(answers),
         "pipeline_accuracy": float(np.mean([a in t for a, t in zip(answers, setup["pipeline_targets"])])),
         "pipeline_agrees_with_model": float(np.mean([a == b for a, b in zip(answers, model_answers)])),
@@ -483,7 +487,7 @@ without `--modalities` trains this and the other two quickstart checkpoints). Th
 Through `pipeline("{CARD_TASKS[modality]}")` from the saved folder, top-1 accuracy on the first
 {results["pipeline_examples"]} {text["examples"]}: {results["pipeline_accuracy"]:.3f} (the pipeline agrees with the
 trained model's prediction on {results["pipeline_agrees_with_model"]:.0%} of them; the model reloaded with
-`{AUTO_NAMES[modality]}` gives identical logits: {results["reloaded_identical"]}).
+`{AUTO_NAMES[modality]}` gives the same logits to float32 rounding: {results["reloaded_identical"]}).
 
 ```python
 import modeling_itnet  # registers ITNet, its processors and pipeline with transformers
