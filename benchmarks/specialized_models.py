@@ -151,10 +151,10 @@ class Task:
 
 
 def _itnet_config(**overrides):
-    from modeling_itnet import preset_config
-
     """The shared preset with the task's head and input settings, under `SHARED_ITNET["overrides"]` (a command's
     `--overrides` win over the task's settings: `{"patch_size": 7}` changes the images task's patches)."""
+    from modeling_itnet import preset_config
+
     return preset_config(SHARED_ITNET["preset"], **{**overrides, **SHARED_ITNET["overrides"]})
 
 

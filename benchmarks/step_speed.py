@@ -26,7 +26,6 @@ from pathlib import Path
 
 import torch
 from torch.utils import flop_counter
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -77,7 +76,7 @@ def step_gflop(model, batch: dict) -> float:
     counted = []
     hooks = [module.register_forward_hook(lambda m, args, _: counted.append(lstm_flops(m, args[0])))
              for module in model.modules() if isinstance(module, torch.nn.LSTM)]  # fmt: skip
-    with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION) as counter:
+    with flop_counter.FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION) as counter:
         train_step(model, optimizer, batch)
     for hook in hooks:
         hook.remove()

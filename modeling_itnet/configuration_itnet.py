@@ -87,7 +87,7 @@ class ITNetConfig(PreTrainedConfig):
             (per head) to the `"softmax"` family's scores.
         softmax_bias_form (`str`, defaults to `"kernel_mlp"`): the form of that bias: `"kernel_mlp"`, a kernel MLP
             on Fourier features of the offset, added as an `[H, N, N]` table (SDPA off its fused path); or
-            `"fourier"`, a learned Fourier series of the offset in `kernel_num_frequencies` terms, folded into the
+            `"fourier"`, a learned Fourier series of the offset in `softmax_bias_frequencies` terms, folded into the
             queries and keys so attention stays fused (`kernels_itnet.softmax_fourier_transform`).
         softmax_bias_frequencies (`int`, *optional*): the number `R` of frequencies of that bias (either form);
             `None` takes `kernel_num_frequencies`. The fused form attends over `D + 2R` features per head of `D`:
