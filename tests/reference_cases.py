@@ -1,5 +1,6 @@
 """The cases of `reference/make_reference_outputs.py` and `tests/test_reference_outputs.py`: how each model is built and run."""
 
+import platform
 from pathlib import Path
 
 import torch
@@ -14,6 +15,21 @@ from modeling_itnet import (
 )
 
 HERE = Path(__file__).resolve().parent / "reference"
+
+
+def cpu_signature() -> str:
+    """The SIMD level torch dispatches to and the CPU's model name: float32 reductions round the same way only where
+    both agree (an AVX-512 AMD EPYC and an AVX-512 Intel Xeon pick different kernels in the same torch build)."""
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
+        model = names[0] if names else ""
+    return f"{torch.backends.cpu.get_cpu_capability()} {model or platform.processor()}".strip()
+
+
 ALL = ["spectral", "local", "low_rank", "softmax", "recurrent", "ssm", "mlp"]  # the families before the refactor
 VARIANTS = {
     "all-families": {"kernel_families": ALL},

@@ -2,12 +2,13 @@
 every head built at a fixed seed, every optional path, two checkpoints saved before it, and cached generation.
 Rebuild the reference only for a change that is meant to change outputs: `python tests/reference/make_reference_outputs.py`.
 
-Bit-identical at the CPU capability the reference was computed at (recorded in the file); on a CPU with another SIMD
-width (AVX2 against AVX-512) float32 reductions round differently, and the outputs must agree to 1e-5."""
+Bit-identical on the CPU the reference was computed on (its SIMD level and model name, `cpu_signature`, recorded in the
+file); on another (AVX2 against AVX-512, or an AVX-512 AMD EPYC against an AVX-512 Xeon) float32 reductions round
+differently, and the outputs must agree to 1e-5."""
 
 import pytest
 import torch
-from reference_cases import CHECKPOINTS, HERE, build_case, generate_tokens, reference_cases, run_case
+from reference_cases import CHECKPOINTS, HERE, build_case, cpu_signature, generate_tokens, reference_cases, run_case
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -15,8 +16,8 @@ from modeling_itnet import ITNetForCausalLM, ITNetForVisualQuestionAnswering
 
 REFERENCE = load_file(HERE / "outputs.safetensors")
 with safe_open(HERE / "outputs.safetensors", "pt") as handle:
-    REFERENCE_CPU = (handle.metadata() or {}).get("cpu_capability")
-SAME_CPU = REFERENCE_CPU == torch.backends.cpu.get_cpu_capability()
+    REFERENCE_CPU = (handle.metadata() or {}).get("cpu")
+SAME_CPU = REFERENCE_CPU == cpu_signature()
 
 
 def assert_reproduces(output: torch.Tensor, reference: torch.Tensor) -> None:

@@ -10,8 +10,8 @@ output (the committed checkpoints loaded, not saved again) on this machine, for 
 differently (run it on the code that wrote the reference). `--rounding` recomputes every stored output the same
 way after a change that computes the same math in another order (e.g. another FFT layout): it first checks that
 every output agrees with the stored one to float32 rounding (1e-5), refuses to write anything otherwise, and lists
-the cases whose bits changed. The file records the CPU capability it was computed at
-(`torch.backends.cpu.get_cpu_capability()`): `test_reference_outputs.py` asks for bit-identical outputs there and
+the cases whose bits changed. The file records the CPU it was computed on (`cpu_signature()`: the SIMD level
+torch dispatches to and the CPU's model name): `test_reference_outputs.py` asks for bit-identical outputs there and
 for agreement to float32 rounding (1e-5) elsewhere.
 
 1. For every case of `reference_cases()` (every preset and every head, plus tiny configurations with every kernel
@@ -31,13 +31,17 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
 
-from reference_cases import CHECKPOINTS, HERE, build_case, generate_tokens, reference_cases, run_case
+from reference_cases import CHECKPOINTS, HERE, build_case, cpu_signature, generate_tokens, reference_cases, run_case
 
 LOADERS = {"causal-lm-all-families": "ITNetForCausalLM", "vqa-all-families": "ITNetForVisualQuestionAnswering"}
 
 
 def save(outputs: dict) -> None:
-    metadata = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+    metadata = {
+        "cpu": cpu_signature(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+    }
     save_file(outputs, HERE / "outputs.safetensors", metadata=metadata)
 
 
@@ -66,7 +70,7 @@ def recompute(rounding: bool = False):
             )
         print(f"{len(changed)} of {len(outputs)} outputs changed, all within 1e-5")
     save(outputs)
-    print(f"{len(outputs)} outputs recomputed at {torch.backends.cpu.get_cpu_capability()}")
+    print(f"{len(outputs)} outputs recomputed on {cpu_signature()}")
 
 
 def update(prefix: str):
