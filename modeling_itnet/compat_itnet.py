@@ -40,7 +40,7 @@ import transformers
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-TESTED_TRANSFORMERS = ">=5.23,<5.25"
+TESTED_TRANSFORMERS = ">=5.23,<5.26"
 
 try:  # every transformers API that ITNet's modules use (convert.py aside), so that a missing one fails here, clearly
     from huggingface_hub.dataclasses import strict

@@ -30,6 +30,8 @@ POOLINGS = ("mean", "first", "max", "attention")
 """Readouts of `pooling` and `modality_pooling` (see `ITNetModel._pool`)."""
 POOLING_MODALITIES = ("text", "image", "image_text", "points")
 """The keys of `modality_pooling`: text alone, images alone, image + text, point clouds."""
+STEM_MODALITIES = ("image", "image_text")
+"""The keys of a dict `image_stem_channels`: the image encoder of images alone, of image + text."""
 """Activations of the mixer's per-family gates: `sigmoid` (native ITNet), `silu` (Mamba's output gate), `linear`
 (`W u + b`; a constant gate of exactly 1 or 0 is then representable, which converted models use)."""
 
@@ -127,9 +129,12 @@ class ITNetConfig(PreTrainedConfig):
         point_cls_token (`bool`, defaults to `False`): prepend a learned readout token to each point cloud, placed at
             the centroid of its real points (with `pooling="first"`, the cloud's readout; the output still does not
             depend on the order of the points).
-        image_stem_channels (`int`, defaults to 0): if > 0, a convolutional stem of two 3 x 3 convolutions with this
-            many channels (and GELU) runs on the pixels before the patch projection (see `ITNetPatchEmbeddings`);
-            0: the plain patch projection (ViT's).
+        image_stem_channels (`int` or `dict[str, int]`, defaults to 0): if > 0, a convolutional stem of two 3 x 3
+            convolutions with this many channels (and GELU) runs on the pixels before the patch projection (see
+            `ITNetPatchEmbeddings`); 0: the plain patch projection (ViT's). A dict sets one per image encoder, keys
+            among `STEM_MODALITIES`: `"image"` for a model built for images alone, `"image_text"` for one built for
+            text and images (its pure image inputs take it too); a key left out means 0 (e.g. `{"image": 16}`: the
+            stem for image classification, the plain projection under VQA).
         point_stem_size (`int`, defaults to 0): if > 0, a per-point MLP stem (PointNet's shared MLP) of two layers
             of this width (and GELU) runs on `[x, y, z, features]` before the point projection (see
             `ITNetPointEmbeddings`); 0: the plain linear projection.
@@ -218,7 +223,7 @@ class ITNetConfig(PreTrainedConfig):
     type_vocab_size: int = 0
     embedding_norm: bool = False
     image_cls_token: bool = False
-    image_stem_channels: int = 0
+    image_stem_channels: int | dict[str, int] = 0
     point_cls_token: bool = False
     point_stem_size: int = 0
     point_radius_feature: bool = False
@@ -278,8 +283,7 @@ class ITNetConfig(PreTrainedConfig):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
         non_negative = (
-            "intermediate_size", "type_vocab_size", "short_conv_size", "recurrent_dt_rank", "image_stem_channels",
-            "point_stem_size",
+            "intermediate_size", "type_vocab_size", "short_conv_size", "recurrent_dt_rank", "point_stem_size",
         )  # fmt: skip
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -291,6 +295,13 @@ class ITNetConfig(PreTrainedConfig):
             )
         if self.value_size is not None and self.value_size <= 0:
             raise ValueError(f"`value_size` must be a positive integer or None (hidden_size), got {self.value_size}.")
+        stems = self.image_stem_channels
+        for modality, channels in stems.items() if isinstance(stems, dict) else [(None, stems)]:
+            name = "image_stem_channels" if modality is None else f"image_stem_channels[{modality!r}]"
+            if modality is not None and modality not in STEM_MODALITIES:
+                raise ValueError(f"`image_stem_channels` keys must be among {STEM_MODALITIES}, got {modality!r}.")
+            if isinstance(channels, bool) or not isinstance(channels, int) or channels < 0:
+                raise ValueError(f"`{name}` must be an integer >= 0 (0: none), got {channels!r}.")
         for modality, pooling in (self.modality_pooling or {}).items():
             if modality not in POOLING_MODALITIES:
                 raise ValueError(f"`modality_pooling` keys must be among {POOLING_MODALITIES}, got {modality!r}.")
@@ -348,4 +359,4 @@ class ITNetConfig(PreTrainedConfig):
         return self.image_size // self.patch_size
 
 
-__all__ = ["GATE_ACTIVATIONS", "KERNEL_FAMILIES", "POOLINGS", "POOLING_MODALITIES", "ITNetConfig"]
+__all__ = ["GATE_ACTIVATIONS", "KERNEL_FAMILIES", "POOLINGS", "POOLING_MODALITIES", "STEM_MODALITIES", "ITNetConfig"]

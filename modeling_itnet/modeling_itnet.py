@@ -413,6 +413,9 @@ class ITNetModel(ITNetPreTrainedModel):
             if "text" in modalities
             else None
         )
+        stem_channels = config.image_stem_channels
+        if isinstance(stem_channels, dict):
+            stem_channels = stem_channels.get("image_text" if "text" in modalities else "image", 0)
         self.image_embeddings = (
             ITNetPatchEmbeddings(
                 config.num_channels,
@@ -420,7 +423,7 @@ class ITNetModel(ITNetPreTrainedModel):
                 config.patch_size,
                 cls_token=config.image_cls_token,
                 grid_size=config.grid_size if absolute else 0,
-                stem_channels=config.image_stem_channels,
+                stem_channels=stem_channels,
             )
             if "image" in modalities
             else None

@@ -519,6 +519,34 @@ def test_the_convolutional_stem_sees_inside_each_patch():
         )
 
 
+def test_a_stem_per_image_encoder():
+    stems = {"image": 8}
+    classifier = build(ITNetForImageClassification, image_stem_channels=stems, num_labels=3)
+    joint = build(ITNetModel, image_stem_channels=stems)  # text and images: the image + text encoder's stem
+    assert classifier.itnet.image_embeddings.stem[0].out_channels == 8 and joint.image_embeddings.stem is None
+    assert build(ITNetModel, image_stem_channels={"image_text": 8}).image_embeddings.stem[0].out_channels == 8
+    torch.manual_seed(0)
+    plain = ITNetForImageClassification(tiny_config(image_stem_channels=8, num_labels=3))
+    torch.manual_seed(0)
+    keyed = ITNetForImageClassification(tiny_config(image_stem_channels={"image": 8, "image_text": 0}, num_labels=3))
+    pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        assert torch.equal(keyed(pixel_values=pixels).logits, plain(pixel_values=pixels).logits)
+
+
+@pytest.mark.parametrize(
+    ("image_stem_channels", "message"),
+    [
+        ({"pixels": 8}, "`image_stem_channels` keys"),
+        ({"image": -1}, r"`image_stem_channels\['image'\]` must be an integer >= 0"),
+        (-2, "`image_stem_channels` must be an integer >= 0"),
+    ],
+)
+def test_config_rejects_bad_image_stems(image_stem_channels, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(image_stem_channels=image_stem_channels)
+
+
 def test_gate_bias_init_sets_every_mixer_gate():
     model = build(ITNetModel, gate_bias_init=2.0)
     for layer in model.layers:
