@@ -1,0 +1,86 @@
+"""Why does ITNet lose to the BiLSTM on sentiment (0.761 against 0.777 at 2,000 steps)? Change one thing at a time.
+
+Two hypotheses were rejected by `ablate_unified.py` at the long budget (README, "Why sentiment loses"): regularisation
+(dropout 0.1 and 0.3 leave ITNet within ±0.01) and a readout, gate or family choice of the shared preset. Both models
+fit the 10k training snippets (training loss 0.02-0.06 for ITNet, 0.002 for the LSTM), so the LSTM generalises better
+from the same fit. Hypotheses, each with the run that tests it:
+
+1. The word embedding's initial scale. Both models hold about 85% of their parameters in the 8,192-word table. The
+   LSTM's `nn.Embedding` starts at N(0, 1) and trains at lr 1e-2, so a word's vector moves by about 1% of its norm
+   per step and rare words keep much of their random, mutually distinct start; ITNet's starts at N(0, 0.02)
+   (`initializer_range`) and moves by about 5% per step at 1e-3, so its table is mostly learned, and rare words are
+   free to memorise their training labels. ITNet with its word embeddings drawn from N(0, 1) (`ITNet embed-std=1`)
+   rises towards the LSTM.
+2. The learning rate is the LSTM's edge: the LSTM at ITNet's rate, 1e-3 (`LSTM` with `--lr_grid 1e-3`), falls
+   towards ITNet.
+
+Every run: the comparison's protocol (`compare_specialized.py`: AdamW, warm-up + cosine, clipping 1.0, batch 32, its
+batch order and data), `--steps` steps, seed 0, validation accuracy, each learning rate of `--lr_grid` (the best
+kept); ms/step of training alone.
+
+    python benchmarks/diagnose_sentiment.py --steps 2000 --lr_grid 1e-3 3e-3 --runs "ITNet embed-std=1" \
+        > benchmarks/results/diagnose_sentiment_2000_embed.log
+    python benchmarks/diagnose_sentiment.py --steps 2000 --lr_grid 1e-3 1e-2 --runs LSTM \
+        > benchmarks/results/diagnose_sentiment_2000_lstm_lr.log
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import specialized_models
+from compare_specialized import evaluate, fit
+from specialized_models import LSTMClassifier, count_parameters, match_width
+
+
+def itnet(task, embedding_std: float | None = None):
+    def build():
+        model = task.itnet()
+        if embedding_std is not None:
+            with torch.no_grad():
+                model.itnet.text_embeddings.word_embeddings.weight.normal_(0.0, embedding_std)
+        return model
+
+    return build
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--lr_grid", nargs="*", type=float, default=[1e-3, 3e-3])
+    parser.add_argument("--runs", nargs="*", default=None, help="names of the runs to do (default: all)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    task = specialized_models.sentiment_task()
+    data = task.load(args.steps * task.batch_size, False)
+    pad = data["pad_token_id"]
+    target = count_parameters(task.itnet())
+    vocab = task.itnet().config.vocab_size
+    width, _ = match_width(lambda w: LSTMClassifier(vocab, w, 2), target, multiple=2)
+    runs = {
+        "ITNet": itnet(task),
+        "ITNet embed-std=1": itnet(task, 1.0),
+        "LSTM": lambda: LSTMClassifier(vocab, width, 2),
+    }
+    print(f"diagnose_sentiment: {args.steps} steps, batch {task.batch_size}, seed 0, lr grid {args.lr_grid}; "
+          f"ITNet {target:,} params, LSTM width {width}")  # fmt: skip
+    for name, build in runs.items():
+        if args.runs and name not in args.runs:
+            continue
+        results = []
+        for lr in args.lr_grid:
+            model, losses, _, seconds = fit(build, task, data, args.steps, lr, 0)
+            validation = evaluate(model, task, data["validation"], task.batch_size, pad)
+            results.append((lr, validation, seconds / len(losses), sum(losses[-20:]) / len(losses[-20:])))
+        lr, best, seconds, loss = max(results, key=lambda r: r[1])
+        tried = " ".join(f"{r[0]:g}:{r[1]:.4f} (loss {r[3]:.3f})" for r in results)
+        print(f"{name:18s} {count_parameters(build()):>7,} params  lr {lr:g} validation {best:.4f}  "
+              f"train loss {loss:.3f}  {seconds * 1000:.0f} ms/step  ({tried})", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
