@@ -12,7 +12,7 @@ from the same fit. Hypotheses, each with the run that tests it:
    free to memorise their training labels. ITNet with its word embeddings drawn from N(0, 1) (`ITNet embed-std=1`)
    rises towards the LSTM.
 2. The learning rate is the LSTM's edge: the LSTM at ITNet's rate, 1e-3 (`LSTM` with `--lr_grid 1e-3`), falls
-   towards ITNet.
+   towards ITNet; ITNet at the LSTM's 1e-2 (`ITNet` with `--lr_grid 1e-2`) rises towards it.
 
 Every run: the comparison's protocol (`compare_specialized.py`: AdamW, warm-up + cosine, clipping 1.0, batch 32, its
 batch order and data), `--steps` steps, seed 0, validation accuracy, each learning rate of `--lr_grid` (the best
@@ -22,6 +22,8 @@ kept); ms/step of training alone.
         > benchmarks/results/diagnose_sentiment_2000_embed.log
     python benchmarks/diagnose_sentiment.py --steps 2000 --lr_grid 1e-3 1e-2 --runs LSTM \
         > benchmarks/results/diagnose_sentiment_2000_lstm_lr.log
+    python benchmarks/diagnose_sentiment.py --steps 2000 --lr_grid 1e-2 --runs ITNet \
+        > benchmarks/results/diagnose_sentiment_2000_itnet_lr.log
 """
 
 import argparse
