@@ -10,7 +10,7 @@ from transformers import AutoModelForImageClassification
 
 
 def test_trainer_learns_mnist_digits(tmp_path):
-    results = quickstart.run(str(tmp_path), max_steps=200, eval_size=500, modalities=("images",))
+    results = quickstart.run(str(tmp_path), max_steps=100, eval_size=300, modalities=("images",))  # 0.90 when written
     images = results["images"]
     # eval loss goes down and accuracy beats chance (0.1 for ten digits) by a clear margin
     assert images["eval_loss_after"] < 0.7 * images["eval_loss_before"], images
