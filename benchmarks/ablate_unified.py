@@ -36,6 +36,9 @@ VARIANTS = {  # name: (overrides of itnet-unified, or None for itnet-tiny as it 
     "+softmax_bias": ({"kernel_families": FAMILIES + ["softmax"]}, ALL[:-1]),
     "+mlp": ({"kernel_families": FAMILIES + ["mlp"]}, (IMAGES,)),  # O(N^2 h): the 65-token task only
     "+recurrent": ({"kernel_families": FAMILIES + ["recurrent"]}, (LM,)),  # keeps a state only when causal
+    # on text, also bidirectional (a forward and a backward scan: a linear BiLSTM-like encoder); channel: Mamba-1's decay
+    "+recurrent_bi": ({"kernel_families": FAMILIES + ["recurrent"]}, (TEXT,)),
+    "+recurrent_channel": ({"kernel_families": FAMILIES + ["recurrent"], "recurrent_decay": "channel"}, (TEXT, LM)),
     # one pooling for every modality (`modality_pooling` cleared, so that `pooling` applies to images and points too)
     "pool=first": ({"pooling": "first", "modality_pooling": None}, POOLED),
     "pool=mean": ({"pooling": "mean", "modality_pooling": None}, POOLED),
