@@ -38,6 +38,7 @@ from .compat_itnet import (
     AutoImageProcessor,
     AutoModelForVisualQuestionAnswering,
     AutoProcessor,
+    AutoVideoProcessor,
 )
 from .configuration_itnet import ITNetConfig
 from .heads_itnet import (
@@ -68,6 +69,10 @@ AutoImageProcessor.register(
 )
 ITNetImageProcessor.register_for_auto_class("AutoImageProcessor")
 ITNetImageProcessorPil.register_for_auto_class("AutoImageProcessor")
+# ITNet has no video processor, said explicitly: every `pipeline(...)` also tries `AutoVideoProcessor`, which derives a
+# remote class from the saved image processor's `auto_map` ("...ImageProcessor" -> "...VideoProcessor") and, finding
+# no local one for `ITNetConfig`, would ask on stdin whether to run the folder's code (a 15 s prompt in a terminal).
+AutoVideoProcessor.register(ITNetConfig, video_processor_classes={}, exist_ok=True)
 # By name only: a folder whose processor_config.json names `ITNetProcessor` (every image + text checkpoint) loads it,
 # while a text-only ITNet folder gets its tokenizer from `AutoProcessor`, as a BERT folder does. Keyed by the processor
 # class, not by `ITNetConfig`, so that `AutoProcessor` never falls back to it for a folder that does not name it.

@@ -69,6 +69,7 @@ try:  # every transformers API that ITNet's modules use (convert.py aside), so t
         SequenceClassifierOutput,
     )
     from transformers.modeling_utils import slice_logits_to_keep
+    from transformers.models.auto.video_processing_auto import AutoVideoProcessor  # the top level's needs torchvision
     from transformers.pipelines import PIPELINE_REGISTRY
     from transformers.processing_utils import ImagesKwargs, ProcessorMixin, Unpack
     from transformers.utils import TransformersKwargs, is_torchvision_available, logging
@@ -143,6 +144,7 @@ __all__ = [  # ITNet's own helpers, then the transformers APIs its modules impor
     "AutoImageProcessor",
     "AutoModelForVisualQuestionAnswering",
     "AutoProcessor",
+    "AutoVideoProcessor",
     "BaseModelOutputWithPoolingAndCrossAttentions",
     "BatchFeature",
     "CausalLMOutputWithPast",

@@ -184,8 +184,10 @@ def test_save_and_load_with_auto_image_processor(processor_class, tmp_path):
 
 
 @pytest.mark.parametrize("num_channels", [1, 3])
-def test_image_classification_pipeline(num_channels, tmp_path):
-    """A tiny classifier saved with its processor: labels from `id2label`, scores summing to 1, argmax of the model."""
+def test_image_classification_pipeline(num_channels, tmp_path, monkeypatch):
+    """A tiny classifier saved with its processor: labels from `id2label`, scores summing to 1, argmax of the model;
+    loading it asks nothing on stdin (`pipeline` also tries `AutoVideoProcessor`, which derives a remote class from the
+    image processor's `auto_map` and asked whether to run it until ITNet registered that it has no video processor)."""
     names = ["zero", "one", "two"]
     config = ITNetConfig(
         image_size=16,
@@ -207,7 +209,10 @@ def test_image_classification_pipeline(num_channels, tmp_path):
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
 
+    prompts = []
+    monkeypatch.setattr("builtins.input", lambda *args: prompts.append(args) or "n")
     classifier = pipeline("image-classification", model=str(tmp_path), device="cpu")
+    assert prompts == []
     images = [Image.fromarray(random_uint8(20, 20, seed=s)) for s in range(3)]  # grayscale; the pipeline opens as RGB
     results = classifier(images, top_k=len(names))
     assert type(classifier.image_processor) is DEFAULT_BACKEND
