@@ -26,14 +26,14 @@ KERNEL_FAMILIES = ("spectral", "local", "low_rank", "softmax", "recurrent", "ssm
 HIDDEN_ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu", "swish", "tanh")
 
 GATE_ACTIVATIONS = ("sigmoid", "silu", "linear")
+"""Activations of the mixer's per-family gates: `sigmoid` (native ITNet), `silu` (Mamba's output gate), `linear`
+(`W u + b`; a constant gate of exactly 1 or 0 is then representable, which converted models use)."""
 POOLINGS = ("mean", "first", "max", "attention")
 """Readouts of `pooling` and `modality_pooling` (see `ITNetModel._pool`)."""
 POOLING_MODALITIES = ("text", "image", "image_text", "points")
 """The keys of `modality_pooling`: text alone, images alone, image + text, point clouds."""
 STEM_MODALITIES = ("image", "image_text")
 """The keys of a dict `image_stem_channels`: the image encoder of images alone, of image + text."""
-"""Activations of the mixer's per-family gates: `sigmoid` (native ITNet), `silu` (Mamba's output gate), `linear`
-(`W u + b`; a constant gate of exactly 1 or 0 is then representable, which converted models use)."""
 
 
 @strict
