@@ -56,6 +56,9 @@ VARIANTS = {  # name: (overrides of itnet-unified, or None for itnet-tiny as it 
     # the initialisation scale (std of every linear and embedding; diagnose_points.py hypothesis 14)
     "init=0.1": ({"initializer_range": 0.1}, ALL),
     "init=0.2": ({"initializer_range": 0.2}, ALL),
+    # the same scale in the feed-forward blocks alone, and everywhere but there (diagnose_points.py hypothesis 15)
+    "ffn_init=0.2": ({"feed_forward_initializer_range": 0.2}, ALL),
+    "init=0.2,ffn_init=0.02": ({"initializer_range": 0.2, "feed_forward_initializer_range": 0.02}, ALL),
     # per-modality readouts (`modality_pooling`) and a per-point MLP stem, on the preset before it had them
     "image=max": ({"modality_pooling": {"image": "max"}}, (IMAGES,)),
     "image=max,stem=16": ({"modality_pooling": {"image": "max"}, "image_stem_channels": 16}, (IMAGES,)),

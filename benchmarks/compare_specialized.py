@@ -254,6 +254,22 @@ def fit(build, task, data: dict, steps: int, learning_rate: float, seed: int, ch
     return model, losses, curve, train_seconds
 
 
+def search_rates(build, task, data: dict, steps: int, lr_grid, curve_points: int = 0) -> list[dict]:
+    """`fit` of `build()` at each rate of `lr_grid` (seed 0) and the validation metric after its last step, for the
+    diagnosis scripts: one dict per rate, in the grid's order (`learning_rate`, `validation`, `curve` `[(step,
+    metric)]` with `curve_points - 1` points before the last, `seconds_per_step`, `train_loss`: the mean of the last
+    20 steps)."""
+    pad, every = data.get("pad_token_id"), max(1, steps // max(curve_points, 1))
+    results = []
+    for learning_rate in lr_grid:
+        checkpoints = set(range(every, steps, every)) if curve_points else ()
+        model, losses, curve, seconds = fit(build, task, data, steps, learning_rate, 0, checkpoints)
+        curve.append((steps, evaluate(model, task, data["validation"], task.batch_size, pad)))
+        results.append({"learning_rate": learning_rate, "validation": curve[-1][1], "curve": curve,
+                        "seconds_per_step": seconds / len(losses), "train_loss": sum(losses[-20:]) / len(losses[-20:])})  # fmt: skip
+    return results
+
+
 def train_job(job: dict) -> dict:
     """Train one model of one task at one learning rate and seed; returns its metrics, curve and gates."""
     torch.set_num_threads(1)

@@ -32,7 +32,7 @@ that tests it:
    batch-norm +radius²`).
 
 With the batch norm (shipped), ITNet still trails PointNet by 0.2 at the long budget, and its training loss stays
-high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-14 run with it:
+high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-16 run with it:
 
 8. The width of the pooled descriptor: PointNet max-pools 2w = 244 channels, ITNet its 64-wide states.
    PointNet pooling 64 channels (`PointNet-narrow`, `[3, w, w, 64]`, w matched to the parameters) falls towards ITNet;
@@ -54,6 +54,16 @@ high (0.64 against 0.11 at 1,000 steps): it underfits. Hypotheses 8-14 run with 
    feed-forward block starts near its linear regime and adds little to the residual stream; PointNet's layers start
    at PyTorch's default (std about `0.58 / √fan_in`, 0.07 at fan-in 64). ITNet with `initializer_range` 0.1, 0.2 or 0.4
    (`ITNet batch-norm init=0.1`, `init=0.2`, `init=0.4`) rises towards PointNet.
+15. Where that scale acts: in the feed-forward blocks, which start near their linear regime (hypothesis 14's
+   reasoning), not in the embedding, mixers and head. ITNet with std 0.2 in the feed-forward blocks alone
+   (`feed_forward_initializer_range`; `ITNet batch-norm init=0.2 ffn`) keeps the gain of `init=0.2`, and with 0.2
+   everywhere but there (`init=0.2 but ffn`) loses it. (The language model, which 0.2 everywhere hurts, is run with
+   the same two by `ablate_unified.py --variants ffn_init=0.2 init=0.2,ffn_init=0.02`.)
+16. The embedding: ITNet embeds each point linearly and its trunk's first nonlinearity comes after a mixer and a
+   norm; PointNet's features are three `ReLU(BN(W x))` layers deep before the pooling, and max-pooling rectified
+   detectors is what its readout does. ITNet with PointNet's shared MLP as its point embedding
+   (`point_stem_type="pointnet"`, `point_stem_size=64`; `ITNet batch-norm pointnet-stem`) rises towards PointNet,
+   and with max pooling (`... max`) reaches it.
 
 Every run but those of hypotheses 7-14 builds the point trunk with the layer norm it had when they were made.
 
@@ -80,6 +90,10 @@ batch order), `--steps` steps, seed 0, validation accuracy (the comparison's val
         --runs "ITNet batch-norm init=$v" > benchmarks/results/diagnose_points_1000_init_$v.log; done
     python benchmarks/diagnose_points.py --steps 1000 --lr_grid 1e-2 --runs "ITNet batch-norm init=0.2" \
         > benchmarks/results/diagnose_points_1000_init_0.2_lr1e-2.log
+    python benchmarks/diagnose_points.py --steps 1000 --lr_grid 1e-3 3e-3 --runs "ITNet batch-norm init=0.2 ffn" \
+        "ITNet batch-norm init=0.2 but ffn" > benchmarks/results/diagnose_points_1000_init_ffn.log
+    python benchmarks/diagnose_points.py --steps 1000 --lr_grid 1e-3 3e-3 --runs "ITNet batch-norm pointnet-stem" \
+        "ITNet batch-norm pointnet-stem max" > benchmarks/results/diagnose_points_1000_pointnet_stem.log
 """
 
 import argparse
@@ -94,7 +108,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import specialized_models
-from compare_specialized import evaluate, fit
+from compare_specialized import search_rates
 from specialized_models import PointNet, count_parameters, match_width
 
 from modeling_itnet import ITNetForPointCloudClassification, preset_config
@@ -184,13 +198,7 @@ def with_squared_radius(data: dict) -> dict:
     }
 
 
-def train(build, data: dict, steps: int, learning_rate: float, seed: int = 0) -> tuple[float, list, float, float]:
-    """(validation, curve, seconds per step, training loss: the mean of the last 20 steps)."""
-    task = SimpleNamespace(metric="accuracy", batch_size=32)
-    every = max(1, steps // 4)
-    model, losses, curve, seconds = fit(build, task, data, steps, learning_rate, seed, set(range(every, steps, every)))
-    curve.append((steps, evaluate(model, task, data["validation"], 32, None)))
-    return curve[-1][1], curve, seconds / steps, sum(losses[-20:]) / len(losses[-20:])
+TASK = SimpleNamespace(metric="accuracy", batch_size=32)  # what `fit` and `evaluate` read of a task
 
 
 def main():
@@ -246,17 +254,29 @@ def main():
     runs["ITNet batch-norm init=0.1"] = (itnet({"initializer_range": 0.1}, batch_norm=True), data)
     runs["ITNet batch-norm init=0.2"] = (itnet({"initializer_range": 0.2}, batch_norm=True), data)
     runs["ITNet batch-norm init=0.4"] = (itnet({"initializer_range": 0.4}, batch_norm=True), data)
+    runs["ITNet batch-norm init=0.2 ffn"] = (itnet({"feed_forward_initializer_range": 0.2}, batch_norm=True), data)
+    runs["ITNet batch-norm init=0.2 but ffn"] = (
+        itnet({"initializer_range": 0.2, "feed_forward_initializer_range": 0.02}, batch_norm=True),
+        data,
+    )
+    pointnet_stem = {"point_stem_size": 64, "point_stem_type": "pointnet"}
+    runs["ITNet batch-norm pointnet-stem"] = (itnet(pointnet_stem, batch_norm=True), data)
+    runs["ITNet batch-norm pointnet-stem max"] = (
+        itnet({**pointnet_stem, "modality_pooling": {"points": "max"}}, batch_norm=True),
+        data,
+    )
     runs["ITNet batch-norm mixers closed"] = (itnet({"gate_bias_init": -6.0}, batch_norm=True), data)
     print(f"diagnose_points: {args.steps} steps, batch 32, seed 0, lr grid {args.lr_grid}; ITNet {target:,} params")
     for name, (build, split) in runs.items():
         if args.runs and name not in args.runs:
             continue
-        results = [(lr, *train(build, split, args.steps, lr)) for lr in args.lr_grid]
-        lr, best, curve, seconds, loss = max(results, key=lambda r: r[1])
-        tried = " ".join(f"{r[0]:g}:{r[1]:.3f}" for r in results)
-        print(f"{name:18s} {count_parameters(build()):>7,} params  lr {lr:g} validation {best:.4f}  "
-              f"train loss {loss:.3f}  {seconds * 1000:.0f} ms/step  "
-              f"curve {' '.join(f'{s}:{v:.3f}' for s, v in curve)}  ({tried})", flush=True)  # fmt: skip
+        results = search_rates(build, TASK, split, args.steps, args.lr_grid, curve_points=4)
+        best = max(results, key=lambda r: r["validation"])
+        tried = " ".join(f"{r['learning_rate']:g}:{r['validation']:.3f}" for r in results)
+        print(f"{name:18s} {count_parameters(build()):>7,} params  lr {best['learning_rate']:g} validation "
+              f"{best['validation']:.4f}  train loss {best['train_loss']:.3f}  "
+              f"{best['seconds_per_step'] * 1000:.0f} ms/step  "
+              f"curve {' '.join(f'{s}:{v:.3f}' for s, v in best['curve'])}  ({tried})", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import specialized_models
-from compare_specialized import evaluate, fit
+from compare_specialized import search_rates
 from specialized_models import LSTMClassifier, count_parameters, match_width
 
 
@@ -59,7 +59,6 @@ def main():
     torch.set_num_threads(1)
     task = specialized_models.sentiment_task()
     data = task.load(args.steps * task.batch_size, False)
-    pad = data["pad_token_id"]
     target = count_parameters(task.itnet())
     vocab = task.itnet().config.vocab_size
     width, _ = match_width(lambda w: LSTMClassifier(vocab, w, 2), target, multiple=2)
@@ -73,15 +72,12 @@ def main():
     for name, build in runs.items():
         if args.runs and name not in args.runs:
             continue
-        results = []
-        for lr in args.lr_grid:
-            model, losses, _, seconds = fit(build, task, data, args.steps, lr, 0)
-            validation = evaluate(model, task, data["validation"], task.batch_size, pad)
-            results.append((lr, validation, seconds / len(losses), sum(losses[-20:]) / len(losses[-20:])))
-        lr, best, seconds, loss = max(results, key=lambda r: r[1])
-        tried = " ".join(f"{r[0]:g}:{r[1]:.4f} (loss {r[3]:.3f})" for r in results)
-        print(f"{name:18s} {count_parameters(build()):>7,} params  lr {lr:g} validation {best:.4f}  "
-              f"train loss {loss:.3f}  {seconds * 1000:.0f} ms/step  ({tried})", flush=True)  # fmt: skip
+        results = search_rates(build, task, data, args.steps, args.lr_grid)
+        best = max(results, key=lambda r: r["validation"])
+        tried = " ".join(f"{r['learning_rate']:g}:{r['validation']:.4f} (loss {r['train_loss']:.3f})" for r in results)
+        print(f"{name:18s} {count_parameters(build()):>7,} params  lr {best['learning_rate']:g} validation "
+              f"{best['validation']:.4f}  train loss {best['train_loss']:.3f}  "
+              f"{best['seconds_per_step'] * 1000:.0f} ms/step  ({tried})", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ class ITNetConfig(PreTrainedConfig):
         num_channels (`int`, defaults to 3): channels of `pixel_values`.
         layer_norm_eps (`float`, defaults to 1e-5): epsilon of the layer norms.
         initializer_range (`float`, defaults to 0.02): std of the truncated-normal weight initialisation.
+        feed_forward_initializer_range (`float`, *optional*): std of the feed-forward blocks' weights (`fc1`, `fc2`)
+            alone; `None` (the default) draws them at `initializer_range` like every other weight.
         kernel_families (`list[str]`, defaults to `["spectral", "low_rank"]`): kernel families mixed in every
             block, from `"spectral"` (stationary `k(x_i - x_j)` from an MLP, global, by FFT), `"local"` (stationary
             kernel on a `local_window` window, one value per offset: a depthwise convolution), `"low_rank"`
@@ -136,8 +138,11 @@ class ITNetConfig(PreTrainedConfig):
             text and images (its pure image inputs take it too); a key left out means 0 (e.g. `{"image": 16}`: the
             stem for image classification, the plain projection under VQA).
         point_stem_size (`int`, defaults to 0): if > 0, a per-point MLP stem (PointNet's shared MLP) of two layers
-            of this width (and GELU) runs on `[x, y, z, features]` before the point projection (see
+            of this width embeds `[x, y, z, features]`, in the form `point_stem_type` names (see
             `ITNetPointEmbeddings`); 0: the plain linear projection.
+        point_stem_type (`str`, defaults to `"residual"`): the form of that stem: `"residual"` (GELU layers beside the
+            linear projection, the last starting at zero) or `"pointnet"` (PointNet's `ReLU(BN(W x))` layers, batch
+            norm over the batch's real points, in place of the projection). Needs `point_stem_size > 0`.
         point_radius_feature (`bool`, defaults to `False`): give the point embedding each point's squared distance
             from the centroid of its cloud's real points, `‖p_i − c‖²`, beside its coordinates: a feature that rotates
             and translates with nothing and that the blocks' per-point layer norm cannot scale away (of a linear
@@ -200,6 +205,7 @@ class ITNetConfig(PreTrainedConfig):
     num_channels: int = 3
     layer_norm_eps: float = 1e-5
     initializer_range: float = 0.02
+    feed_forward_initializer_range: float | None = None
     kernel_families: list[str] | tuple[str, ...] = ("spectral", "low_rank")
     is_causal: bool = False
     kernel_num_frequencies: int = 16
@@ -226,6 +232,7 @@ class ITNetConfig(PreTrainedConfig):
     image_stem_channels: int | dict[str, int] = 0
     point_cls_token: bool = False
     point_stem_size: int = 0
+    point_stem_type: Literal["residual", "pointnet"] = "residual"
     point_radius_feature: bool = False
     point_norm_type: Literal["layer_norm", "batch_norm"] = "layer_norm"
     gate_bias_init: float | int = 0.0
@@ -282,12 +289,22 @@ class ITNetConfig(PreTrainedConfig):
         for name in ("layer_norm_eps", "initializer_range"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
+        if self.feed_forward_initializer_range is not None and self.feed_forward_initializer_range <= 0:
+            raise ValueError(
+                "`feed_forward_initializer_range` must be positive or None (initializer_range), got "
+                f"{self.feed_forward_initializer_range}."
+            )
         non_negative = (
             "intermediate_size", "type_vocab_size", "short_conv_size", "recurrent_dt_rank", "point_stem_size",
         )  # fmt: skip
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0 (0: none), got {getattr(self, name)}.")
+        if self.point_stem_type == "pointnet" and not self.point_stem_size:
+            raise ValueError(
+                "`point_stem_type='pointnet'` replaces the point projection by a stem of `point_stem_size` channels: "
+                "set `point_stem_size` > 0."
+            )
         if self.softmax_bias_frequencies is not None and self.softmax_bias_frequencies <= 0:
             raise ValueError(
                 "`softmax_bias_frequencies` must be a positive integer or None (kernel_num_frequencies), got "

@@ -14,6 +14,8 @@
 """ITNet's modality encoders: token embeddings for text, patch embeddings (with an optional convolutional stem) for
 images, a per-point projection for point clouds. Each maps its input to tokens `[B, N, D]` for the mixer."""
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -159,33 +161,79 @@ def point_centroid(points: torch.Tensor, mask: torch.Tensor | None = None) -> to
     return (points * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1.0)
 
 
+class ITNetPointBatchNorm(nn.BatchNorm1d):
+    r"""Batch norm of point states `[B, N, D]` over the real points of the batch (PointNet's normalisation; a point
+    trunk's norms when `config.point_norm_type = "batch_norm"`). Each channel `c`:
+
+        training:   μ_c = Σ_bn w_bn h_bnc / Σ_bn w_bn,    σ²_c = Σ_bn w_bn (h_bnc − μ_c)² / Σ_bn w_bn,
+                    and the running statistics updated as `nn.BatchNorm1d` updates them;
+        evaluation: μ_c, σ²_c the running statistics;
+        out_bnc = (h_bnc − μ_c) / √(σ²_c + ε) · γ_c + β_c,
+
+    `w` the point mask `[B, N]` (1 real, 0 padding). Without a mask it is `nn.BatchNorm1d` on the `[B·N, D]` points;
+    with one, the same on the real points alone (the padding normalised with their statistics, and read by nothing),
+    written out as above so that shapes stay static (`torch.compile`). Unlike a layer norm, it keeps each point's
+    scale against the others', which a cloud's shape lives in (`benchmarks/diagnose_points.py`)."""
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        flat = hidden_states.reshape(-1, hidden_states.shape[-1])  # [B·N, D]
+        if mask is None or not self.training:  # evaluation normalises every point alike, with running statistics
+            return super().forward(flat).view_as(hidden_states)
+        # 1. the statistics of the real points
+        weights = mask.reshape(-1, 1).to(flat.dtype)
+        count = weights.sum()
+        mean = (weights * flat).sum(0) / count
+        variance = (weights * (flat - mean).square()).sum(0) / count
+        # 2. the running statistics, as nn.BatchNorm1d updates them (unbiased variance)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = self.momentum
+                if momentum is None:  # a cumulative average, as nn.BatchNorm1d's (a tensor: no host sync)
+                    momentum = (1.0 / self.num_batches_tracked).to(self.running_mean.dtype)
+                self.running_mean.lerp_(mean.detach(), momentum)
+                self.running_var.lerp_(variance.detach() * count / (count - 1).clamp_min(1.0), momentum)
+        # 3. normalise, scale and shift
+        return ((flat - mean) * torch.rsqrt(variance + self.eps) * self.weight + self.bias).view_as(hidden_states)
+
+
 class ITNetPointEmbeddings(nn.Module):
-    """Point tokens: coordinates `points [B, N, 3]` and optional `point_features [B, N, F]` → `[B, N, D]`, a linear
-    map of `[x, y, z, features]` (PointNet's first layer). With `stem_size > 0`, plus a shared per-point MLP
-    (`3 + F → S → S → D`, GELU after the first two layers; PointNet's shared MLP) as a residual branch whose last
-    layer starts at zero: `h_i = W p_i + MLP(p_i)`, the linear embedding at initialisation. With `radius_feature`,
-    `p_i` also holds `‖x_i − c‖²`, the squared distance from the centroid `c` of the cloud's real points (weights
-    `mask`). Positions also enter the kernels as offsets. With `cls_token`, the model prepends this learned readout
-    token (at the points' centroid) to every cloud."""
+    """Point tokens: coordinates `points [B, N, 3]` and optional `point_features [B, N, F]` → `[B, N, D]`, from
+    `p_i = [x, y, z, features]` by one of (`stem_size`, `stem_type`):
+
+    - no stem (`stem_size = 0`): `h_i = W p_i`, a linear map (PointNet's first layer without its norm);
+    - `stem_type="residual"`: `h_i = W p_i + MLP(p_i)`, a shared per-point MLP (`3 + F → S → S → D`, GELU after the
+      first two layers) as a residual branch whose last layer starts at zero: the linear map at initialisation;
+    - `stem_type="pointnet"`: PointNet's shared MLP, `3 + F → S → S → D`, every layer `ReLU(BN(W x))` with the batch
+      norm over the batch's real points (`ITNetPointBatchNorm`, `mask`), in place of the linear map.
+
+    With `radius_feature`, `p_i` also holds `‖x_i − c‖²`, the squared distance from the centroid `c` of the cloud's
+    real points (weights `mask`). Positions also enter the kernels as offsets. With `cls_token`, the model prepends
+    this learned readout token (at the points' centroid) to every cloud."""
 
     def __init__(
         self, feature_size: int, hidden_size: int, cls_token: bool = False, stem_size: int = 0,
-        radius_feature: bool = False,
+        radius_feature: bool = False, stem_type: str = "residual", eps: float = 1e-5,
     ):  # fmt: skip
         super().__init__()
         self.feature_size = feature_size
         self.radius_feature = radius_feature
         inputs = 3 + feature_size + int(radius_feature)
-        self.stem = None
-        if stem_size:
-            self.stem = nn.Sequential(
-                ITNetStemLinear(inputs, stem_size),
-                nn.GELU(),
-                ITNetStemLinear(stem_size, stem_size),
-                nn.GELU(),
-                ITNetStemOutput(stem_size, hidden_size),
-            )
-        self.projection = nn.Linear(inputs, hidden_size)
+        self.stem = self.stem_norms = self.projection = None
+        if stem_size and stem_type == "pointnet":
+            sizes = [inputs, stem_size, stem_size, hidden_size]
+            self.stem = nn.ModuleList(ITNetStemLinear(a, b) for a, b in itertools.pairwise(sizes))
+            self.stem_norms = nn.ModuleList(ITNetPointBatchNorm(size, eps=eps) for size in sizes[1:])
+        else:
+            if stem_size:
+                self.stem = nn.Sequential(
+                    ITNetStemLinear(inputs, stem_size),
+                    nn.GELU(),
+                    ITNetStemLinear(stem_size, stem_size),
+                    nn.GELU(),
+                    ITNetStemOutput(stem_size, hidden_size),
+                )
+            self.projection = nn.Linear(inputs, hidden_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_size)) if cls_token else None
 
     def check(self, points: torch.Tensor, point_features: torch.Tensor | None = None) -> torch.Tensor:
@@ -224,6 +272,11 @@ class ITNetPointEmbeddings(nn.Module):
             coords = points[..., :3]
             radius = (coords - point_centroid(coords, mask)).square().sum(-1, keepdim=True)
             points = torch.cat([points, radius], dim=-1)
+        if self.stem_norms is not None:  # PointNet's shared MLP
+            hidden_states = points.to(self.stem[0].weight.dtype)
+            for linear, norm in zip(self.stem, self.stem_norms):
+                hidden_states = nn.functional.relu(norm(linear(hidden_states), mask))
+            return hidden_states
         points = points.to(self.projection.weight.dtype)
         if self.stem is None:
             return self.projection(points)
@@ -232,6 +285,7 @@ class ITNetPointEmbeddings(nn.Module):
 
 __all__ = [
     "ITNetPatchEmbeddings",
+    "ITNetPointBatchNorm",
     "ITNetPointEmbeddings",
     "ITNetStemConv2d",
     "ITNetStemLinear",

@@ -282,17 +282,22 @@ class ITNetMixer(nn.Module):
         return self.output(torch.stack(mixed, dim=1)), states
 
 
+class ITNetFeedForwardLinear(nn.Linear):
+    """A layer of `ITNetFeedForward`: an `nn.Linear` whose weight `ITNetPreTrainedModel._init_weights` draws at
+    `config.feed_forward_initializer_range` where that is set (at `initializer_range` otherwise)."""
+
+
 class ITNetFeedForward(nn.Module):
     """Position-wise feed-forward network `W_2 act(W_1 u)`: `[B, N, D] → [B, N, D]`."""
 
     def __init__(self, hidden_size: int, intermediate_size: int, activation: str = "gelu"):
         super().__init__()
-        self.fc1 = nn.Linear(hidden_size, intermediate_size)
+        self.fc1 = ITNetFeedForwardLinear(hidden_size, intermediate_size)
         self.act = ACT2FN[activation]
-        self.fc2 = nn.Linear(intermediate_size, hidden_size)
+        self.fc2 = ITNetFeedForwardLinear(intermediate_size, hidden_size)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(hidden_states)))
 
 
-__all__ = ["ITNetFeedForward", "ITNetGate", "ITNetMixer"]
+__all__ = ["ITNetFeedForward", "ITNetFeedForwardLinear", "ITNetGate", "ITNetMixer"]

@@ -60,6 +60,7 @@ from .compat_itnet import (
 from .configuration_itnet import ITNetConfig
 from .embeddings_itnet import (
     ITNetPatchEmbeddings,
+    ITNetPointBatchNorm,
     ITNetPointEmbeddings,
     ITNetStemConv2d,
     ITNetStemLinear,
@@ -67,7 +68,7 @@ from .embeddings_itnet import (
     ITNetTextEmbeddings,
     point_centroid,
 )
-from .layers_itnet import ITNetFeedForward, ITNetGate, ITNetMixer
+from .layers_itnet import ITNetFeedForward, ITNetFeedForwardLinear, ITNetGate, ITNetMixer
 from .validation_itnet import (
     check_attention_mask,
     check_index_tensor,
@@ -85,42 +86,6 @@ logger = logging.get_logger(__name__)
 def module_and_name(cls: type) -> str:
     """`"heads_itnet.ITNetForCausalLM"`: a class as an `auto_map` entry names it (its file, then its name)."""
     return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
-
-
-class ITNetPointBatchNorm(nn.BatchNorm1d):
-    r"""Batch norm of point states `[B, N, D]` over the real points of the batch (PointNet's normalisation; a point
-    trunk's norms when `config.point_norm_type = "batch_norm"`). Each channel `c`:
-
-        training:   μ_c = Σ_bn w_bn h_bnc / Σ_bn w_bn,    σ²_c = Σ_bn w_bn (h_bnc − μ_c)² / Σ_bn w_bn,
-                    and the running statistics updated as `nn.BatchNorm1d` updates them;
-        evaluation: μ_c, σ²_c the running statistics;
-        out_bnc = (h_bnc − μ_c) / √(σ²_c + ε) · γ_c + β_c,
-
-    `w` the point mask `[B, N]` (1 real, 0 padding). Without a mask it is `nn.BatchNorm1d` on the `[B·N, D]` points;
-    with one, the same on the real points alone (the padding normalised with their statistics, and read by nothing),
-    written out as above so that shapes stay static (`torch.compile`). Unlike a layer norm, it keeps each point's
-    scale against the others', which a cloud's shape lives in (`benchmarks/diagnose_points.py`)."""
-
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        flat = hidden_states.reshape(-1, hidden_states.shape[-1])  # [B·N, D]
-        if mask is None or not self.training:  # evaluation normalises every point alike, with running statistics
-            return super().forward(flat).view_as(hidden_states)
-        # 1. the statistics of the real points
-        weights = mask.reshape(-1, 1).to(flat.dtype)
-        count = weights.sum()
-        mean = (weights * flat).sum(0) / count
-        variance = (weights * (flat - mean).square()).sum(0) / count
-        # 2. the running statistics, as nn.BatchNorm1d updates them (unbiased variance)
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                momentum = self.momentum
-                if momentum is None:  # a cumulative average, as nn.BatchNorm1d's (a tensor: no host sync)
-                    momentum = (1.0 / self.num_batches_tracked).to(self.running_mean.dtype)
-                self.running_mean.lerp_(mean.detach(), momentum)
-                self.running_var.lerp_(variance.detach() * count / (count - 1).clamp_min(1.0), momentum)
-        # 3. normalise, scale and shift
-        return ((flat - mean) * torch.rsqrt(variance + self.eps) * self.weight + self.bias).view_as(hidden_states)
 
 
 def make_norm(config: ITNetConfig, norm_type: str | None = None) -> nn.Module:
@@ -343,6 +308,8 @@ class ITNetPreTrainedModel(PreTrainedModel):
             module.init_weights(self.config)
         elif isinstance(module, ITNetGate):
             init.constant_(module.bias, self.config.gate_bias_init)
+        elif isinstance(module, ITNetFeedForwardLinear) and self.config.feed_forward_initializer_range is not None:
+            init.trunc_normal_(module.weight, std=self.config.feed_forward_initializer_range)
         elif isinstance(module, (ITNetPatchEmbeddings, ITNetPointEmbeddings)):
             for parameter in (module.cls_token, getattr(module, "position_embeddings", None)):
                 if parameter is not None:
@@ -452,6 +419,8 @@ class ITNetModel(ITNetPreTrainedModel):
                 cls_token=config.point_cls_token,
                 stem_size=config.point_stem_size,
                 radius_feature=config.point_radius_feature,
+                stem_type=config.point_stem_type,
+                eps=config.layer_norm_eps,
             )
         self.layers = nn.ModuleList(
             [
@@ -476,7 +445,8 @@ class ITNetModel(ITNetPreTrainedModel):
             return self.text_embeddings.word_embeddings
         if self.image_embeddings is not None:
             return self.image_embeddings.projection
-        return self.point_embeddings.projection
+        points = self.point_embeddings
+        return points.stem[0] if points.projection is None else points.projection  # PointNet's stem: its first layer
 
     def set_input_embeddings(self, value: nn.Module):
         if self.text_embeddings is None:

@@ -272,6 +272,8 @@ def test_bad_inputs_raise_clear_errors(kwargs, message):
         ({"hidden_act": "swishy"}, "hidden_act"),
         ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob"),
         ({"layer_norm_eps": 0.0}, "layer_norm_eps"),
+        ({"feed_forward_initializer_range": 0.0}, "feed_forward_initializer_range"),
+        ({"point_stem_type": "pointnet"}, "point_stem_type='pointnet'"),
         ({"kernel_num_frequencies": 0}, "kernel_num_frequencies"),
     ],
 )
@@ -288,6 +290,7 @@ def test_config_rejects_impossible_values_naming_the_field(overrides, field):
         ("gate_activation", "tanh"),
         ("recurrent_decay", "token"),
         ("point_norm_type", "group_norm"),
+        ("point_stem_type", "conv"),
     ],
 )
 def test_config_literal_fields_name_the_field_and_its_choices(field, value):
@@ -347,6 +350,22 @@ def test_point_stem_is_a_shared_per_point_mlp():
         )
 
 
+def test_feed_forward_initializer_range_scales_the_feed_forward_blocks_alone():
+    torch.manual_seed(0)
+    default = build(ITNetModel, hidden_size=64, intermediate_size=256)
+    torch.manual_seed(0)
+    model = build(ITNetModel, hidden_size=64, intermediate_size=256, feed_forward_initializer_range=0.2)
+    for name, parameter in model.named_parameters():
+        if parameter.dim() < 2 or name.endswith("position_embeddings.weight"):
+            continue
+        expected = 0.2 if ".ffn." in name else 0.02
+        assert abs(parameter.std().item() - expected) < 0.15 * expected, name
+    torch.manual_seed(0)
+    unset = build(ITNetModel, hidden_size=64, intermediate_size=256, feed_forward_initializer_range=None)
+    for (name, a), b in zip(default.state_dict().items(), unset.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)  # None draws exactly what the default draws
+
+
 def test_config_round_trips_through_json(tmp_path):
     config = tiny_config(kernel_families=["low_rank"], is_causal=True)
     config.save_pretrained(tmp_path)
@@ -372,6 +391,7 @@ FIELD_CHANGES = {
     "num_channels": 1,
     "layer_norm_eps": 0.5,
     "initializer_range": 0.2,
+    "feed_forward_initializer_range": 0.2,
     "kernel_families": ["low_rank"],
     "is_causal": True,
     "kernel_num_frequencies": 6,
@@ -398,6 +418,7 @@ FIELD_CHANGES = {
     "image_stem_channels": 4,
     "point_cls_token": True,
     "point_stem_size": 4,
+    "point_stem_type": "pointnet",
     "point_radius_feature": True,
     "point_norm_type": "batch_norm",
     "gate_bias_init": 2.0,
@@ -426,6 +447,7 @@ FIELD_CONTEXT = {
     "recurrent_decay": {"kernel_families": ["recurrent"]},
     "recurrent_dt_rank": {"kernel_families": ["recurrent"], "recurrent_decay": "channel"},
     "point_stem_size": {"kernel_families": ["low_rank"]},
+    "point_stem_type": {"kernel_families": ["low_rank"], "point_stem_size": 4},
     "point_radius_feature": {"kernel_families": ["low_rank"]},
     "point_norm_type": {"kernel_families": ["low_rank"]},
 }

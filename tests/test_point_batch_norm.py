@@ -1,6 +1,8 @@
 """`ITNetPointBatchNorm` (`point_norm_type="batch_norm"`) against `nn.BatchNorm1d` on the real points: outputs,
-gradients and running statistics; and the point-cloud model with it: padding, point order, save/load. (Its invalid
-values: `test_modeling_itnet.py::test_config_literal_fields_name_the_field_and_its_choices`.)"""
+gradients and running statistics; PointNet's shared MLP as the point embedding (`point_stem_type="pointnet"`, whose
+layers take it) against the same MLP of `nn.BatchNorm1d`; and the point-cloud model with them: padding, point order,
+save/load. (Their invalid values: `test_modeling_itnet.py::test_config_literal_fields_name_the_field_and_its_choices`
+and `test_config_rejects_impossible_values_naming_the_field`.)"""
 
 import pytest
 import torch
@@ -68,6 +70,41 @@ def _model(**overrides):
     )
 
 
+POINTNET_STEM = {"point_stem_size": 6, "point_stem_type": "pointnet", "modality_pooling": {"points": "max"}}
+STEMS = pytest.mark.parametrize("stem", [{}, POINTNET_STEM], ids=["linear", "pointnet-stem"])
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_pointnet_stem_is_pointnets_shared_mlp_on_the_real_points(padded):
+    model = _model(**POINTNET_STEM).double()
+    embeddings = model.itnet.point_embeddings.train()
+    assert embeddings.projection is None and model.get_input_embeddings() is embeddings.stem[0]  # no linear map
+    reference = nn.Sequential()
+    for linear, norm in zip(embeddings.stem, embeddings.stem_norms):
+        batch_norm = nn.BatchNorm1d(norm.num_features, eps=norm.eps).double()
+        with torch.no_grad():
+            norm.weight.uniform_(0.5, 1.5), norm.bias.uniform_(-1, 1)
+        batch_norm.load_state_dict(norm.state_dict())
+        reference.extend([linear, batch_norm, nn.ReLU()])
+    assert [tuple(m.weight.shape) for m in embeddings.stem] == [(6, 3), (6, 6), (32, 6)]  # 3 -> S -> S -> D
+    points = _states((3, 11, 3))
+    mask = torch.ones(3, 11, dtype=torch.float64)
+    if padded:
+        mask[0, 7:], mask[2, 4:] = 0, 0
+    real = mask.bool()
+    out = embeddings(points, mask=mask if padded else None)
+    expected = reference(points[real])
+    torch.testing.assert_close(out[real], expected, atol=1e-12, rtol=1e-12)
+    weights = torch.randn(expected.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    layers = [p for pair in zip(embeddings.stem, embeddings.stem_norms) for m in pair for p in m.parameters()]
+    grads = torch.autograd.grad((out[real] * weights).sum(), [points, *layers])
+    expected_grads = torch.autograd.grad((expected * weights).sum(), [points, *reference.parameters()])
+    for a, b in zip(grads, expected_grads):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    for norm, batch_norm in zip(embeddings.stem_norms, reference[1::3]):
+        torch.testing.assert_close(norm.running_var, batch_norm.running_var, atol=1e-12, rtol=1e-12)
+
+
 def _clouds():
     return torch.randn(4, 30, 3, generator=torch.Generator().manual_seed(5))
 
@@ -83,8 +120,9 @@ def test_point_trunk_takes_the_batch_norm_and_other_trunks_do_not():
 
 
 @pytest.mark.parametrize("training", [False, True])
-def test_padding_changes_nothing_in_training_or_evaluation(training):
-    model = _model().train(training)
+@STEMS
+def test_padding_changes_nothing_in_training_or_evaluation(training, stem):
+    model = _model(**stem).train(training)
     points = _clouds()
     padded = torch.cat([points, torch.randn(4, 6, 3) * 5], dim=1)
     mask = torch.cat([torch.ones(4, 30), torch.zeros(4, 6)], dim=1)
@@ -97,19 +135,22 @@ def test_padding_changes_nothing_in_training_or_evaluation(training):
     torch.testing.assert_close(with_padding.loss, unpadded.loss, atol=1e-5, rtol=1e-5)
 
 
-def test_output_does_not_depend_on_the_order_of_the_points():
-    model = _model().eval()
+@STEMS
+def test_output_does_not_depend_on_the_order_of_the_points(stem):
+    model = _model(**stem).eval()
     points = _clouds()
     order = torch.randperm(30, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
         torch.testing.assert_close(model(points=points).logits, model(points=points[:, order]).logits)
 
 
-def test_running_statistics_survive_save_and_load(tmp_path):
-    model = _model().train()  # three training passes move the running statistics
+@STEMS
+def test_running_statistics_survive_save_and_load(tmp_path, stem):
+    model = _model(**stem).train()  # three training passes move the running statistics
     for _ in range(3):
         model(points=_clouds(), labels=torch.tensor([0, 1, 2, 0])).loss.backward()
     norms = [model.itnet.norm] + [n for layer in model.itnet.layers for n in (layer.mixer_norm, layer.ffn_norm)]
+    norms += list(model.itnet.point_embeddings.stem_norms or [])
     assert all(
         n.num_batches_tracked.item() == 3 and not torch.equal(n.running_var, torch.ones_like(n.running_var))
         for n in norms
