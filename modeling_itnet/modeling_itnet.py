@@ -308,6 +308,8 @@ class ITNetPreTrainedModel(PreTrainedModel):
             module.init_weights(self.config)
         elif isinstance(module, ITNetGate):
             init.constant_(module.bias, self.config.gate_bias_init)
+        # CODEPATH: feed_forward_initializer_range None: every preset and conversion (initializer_range throughout);
+        # a float: the ablations of benchmarks/ablate_unified.py and benchmarks/diagnose_points.py (hypothesis 15).
         elif isinstance(module, ITNetFeedForwardLinear) and self.config.feed_forward_initializer_range is not None:
             init.trunc_normal_(module.weight, std=self.config.feed_forward_initializer_range)
         elif isinstance(module, (ITNetPatchEmbeddings, ITNetPointEmbeddings)):

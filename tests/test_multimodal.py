@@ -276,8 +276,8 @@ def test_point_cloud_loss_and_backward():
 
 def test_point_cloud_classifier_learns_shapes_with_trainer(tmp_path):
     """100 `Trainer` steps on the generated ModelNet-style clouds (7 shapes, 256 points, random rotations), with the
-    point trunk of `itnet-unified` (batch norm, mean pooling): the validation accuracy is well above chance (1/7;
-    0.45 when written). The content kernel `low_rank` keeps the run short; the softmax bias and the mlp kernel
+    point encoder and trunk of `itnet-unified` (PointNet's shared MLP as the embedding, batch norm, max pooling): the
+    validation accuracy is well above chance (1/7; 0.45 with the linear embedding and mean pooling, 0.57 now). The content kernel `low_rank` keeps the run short; the softmax bias and the mlp kernel
     evaluate an MLP on all N² point offsets of each cloud (see the README)."""
     from offline_data import POINT_CLOUD_CLASSES, load_offline
     from transformers import Trainer, TrainingArguments, set_seed
@@ -289,7 +289,9 @@ def test_point_cloud_classifier_learns_shapes_with_trainer(tmp_path):
         intermediate_size=128,
         kernel_families=["low_rank"],
         point_norm_type="batch_norm",
-        pooling="mean",
+        point_stem_size=64,
+        point_stem_type="pointnet",
+        pooling="max",
         num_labels=len(POINT_CLOUD_CLASSES),
     )
     args = TrainingArguments(
@@ -312,4 +314,4 @@ def test_point_cloud_classifier_learns_shapes_with_trainer(tmp_path):
     assert losses[-1] < losses[0], losses
     predictions = trainer.predict(data["validation"])
     accuracy = (predictions.predictions.argmax(-1) == predictions.label_ids).mean()
-    assert accuracy > 0.3, accuracy
+    assert accuracy > 0.4, accuracy
