@@ -47,6 +47,14 @@ VARIANTS = {  # name: (overrides of itnet-unified, or None for itnet-tiny as it 
     "stem=16": ({"image_stem_channels": 16}, (IMAGES, VQA)),
     "patch=7": ({"patch_size": 7}, (IMAGES,)),  # 16 patches of 28 x 28 instead of 49: a third of the tokens
     "window=5": ({"local_window": 5}, (TEXT, IMAGES, VQA, LM, LISTOPS)),  # the local family's window side
+    "window=7": ({"local_window": 7}, (TEXT,)),
+    # sentiment's n-gram features (hypothesis 6): a nonlinear short convolution before the kernels (Mamba's), and the
+    # local family alone at short range
+    "short_conv=3": ({"short_conv_size": 3}, (TEXT, LM)),
+    "no_spectral,window=5": ({"kernel_families": ["local", "low_rank"], "local_window": 5}, (TEXT,)),
+    # sentiment's trunk against a bag of words (hypothesis 8): less depth, no feed-forward blocks
+    "layers=1": ({"num_hidden_layers": 1}, (TEXT,)),
+    "no_ffn": ({"intermediate_size": 0}, (TEXT,)),
     "frequencies=16": ({"kernel_num_frequencies": 16}, (TEXT, IMAGES, VQA, LM, LISTOPS)),  # spectral kernel detail
     "gate=+2": ({"gate_bias_init": 2.0}, ALL),
     "gate=-2": ({"gate_bias_init": -2.0}, ALL),

@@ -13,6 +13,10 @@ from the same fit. Hypotheses, each with the run that tests it:
    rises towards the LSTM.
 2. The learning rate is the LSTM's edge: the LSTM at ITNet's rate, 1e-3 (`LSTM` with `--lr_grid 1e-3`), falls
    towards ITNet; ITNet at the LSTM's 1e-2 (`ITNet` with `--lr_grid 1e-2`) rises towards it.
+3. (Hypothesis 7 of the README's list; 6, the n-gram features, ran in `ablate_unified.py`.) The LSTM's lead is its
+   word table's fit, not its sequence model: a bag of words at the same parameter count (`BoW`: the word embeddings,
+   their masked mean, a linear classifier; width matched as the LSTM's) reaches the LSTM. If it does, ITNet's trunk
+   costs what the table alone would score.
 
 Every run: the comparison's protocol (`compare_specialized.py`: AdamW, warm-up + cosine, clipping 1.0, batch 32, its
 batch order and data), `--steps` steps, seed 0, validation accuracy, each learning rate of `--lr_grid` (the best
@@ -24,19 +28,40 @@ kept); ms/step of training alone.
         > benchmarks/results/diagnose_sentiment_2000_lstm_lr.log
     python benchmarks/diagnose_sentiment.py --steps 2000 --lr_grid 1e-2 --runs ITNet \
         > benchmarks/results/diagnose_sentiment_2000_itnet_lr.log
+    python benchmarks/diagnose_sentiment.py --steps 2000 --lr_grid 1e-3 1e-2 3e-2 --runs BoW \
+        > benchmarks/results/diagnose_sentiment_2000_bow.log
 """
 
 import argparse
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import specialized_models
 from compare_specialized import search_rates
 from specialized_models import LSTMClassifier, count_parameters, match_width
+
+
+class BagOfWordsClassifier(nn.Module):
+    """Embedding -> masked mean over the tokens -> linear: a bag of words, no sequence model."""
+
+    def __init__(self, vocab_size: int, width: int, num_labels: int, pad_token_id: int = 0):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, width, padding_idx=pad_token_id)
+        self.head = nn.Linear(width, num_labels)
+
+    def forward(self, input_ids, attention_mask=None, labels=None, **_):
+        mask = (torch.ones_like(input_ids) if attention_mask is None else attention_mask).unsqueeze(-1)
+        pooled = (self.embed(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1)
+        logits = self.head(pooled)
+        loss = None if labels is None else F.cross_entropy(logits, labels)
+        return SimpleNamespace(loss=loss, logits=logits)
 
 
 def itnet(task, embedding_std: float | None = None):
@@ -62,10 +87,12 @@ def main():
     target = count_parameters(task.itnet())
     vocab = task.itnet().config.vocab_size
     width, _ = match_width(lambda w: LSTMClassifier(vocab, w, 2), target, multiple=2)
+    bow_width, _ = match_width(lambda w: BagOfWordsClassifier(vocab, w, 2), target, multiple=2)
     runs = {
         "ITNet": itnet(task),
         "ITNet embed-std=1": itnet(task, 1.0),
         "LSTM": lambda: LSTMClassifier(vocab, width, 2),
+        "BoW": lambda: BagOfWordsClassifier(vocab, bow_width, 2),
     }
     print(f"diagnose_sentiment: {args.steps} steps, batch {task.batch_size}, seed 0, lr grid {args.lr_grid}; "
           f"ITNet {target:,} params, LSTM width {width}")  # fmt: skip
