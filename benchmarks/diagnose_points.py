@@ -173,11 +173,11 @@ def itnet(
     relu_before_pool: bool = False,
 ):
     # the point encoder and readout the preset had when hypotheses 1-15 were run: a linear embedding, mean pooling
-    norm = {"point_norm_type": "batch_norm" if batch_norm else "layer_norm", "point_stem_size": 0,
-            "point_stem_type": "residual", "modality_pooling": {"points": "mean"}}  # fmt: skip
+    encoder = {"point_norm_type": "batch_norm" if batch_norm else "layer_norm", "point_stem_size": 0,
+               "point_stem_type": "residual", "modality_pooling": {"points": "mean"}}  # fmt: skip
 
     def build():
-        config = preset_config("itnet-unified", num_labels=7, **{**norm, **overrides})
+        config = preset_config("itnet-unified", num_labels=7, **{**encoder, **overrides})
         model = ITNetForPointCloudClassification(config)
         if pool_then_norm:  # the final norm moved after the pooling: the classifier reads norm(pool(h))
             model.classifier = nn.Sequential(model.itnet.norm, model.classifier)

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import specialized_models
 from compare_specialized import search_rates
-from specialized_models import LSTMClassifier, count_parameters, match_width
+from specialized_models import LSTMClassifier, count_parameters, masked_mean, match_width
 
 
 class BagOfWordsClassifier(nn.Module):
@@ -57,8 +57,8 @@ class BagOfWordsClassifier(nn.Module):
         self.head = nn.Linear(width, num_labels)
 
     def forward(self, input_ids, attention_mask=None, labels=None, **_):
-        mask = (torch.ones_like(input_ids) if attention_mask is None else attention_mask).unsqueeze(-1)
-        pooled = (self.embed(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1)
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        pooled = masked_mean(self.embed(input_ids), mask)
         logits = self.head(pooled)
         loss = None if labels is None else F.cross_entropy(logits, labels)
         return SimpleNamespace(loss=loss, logits=logits)

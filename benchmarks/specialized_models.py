@@ -72,6 +72,11 @@ def within_tolerance(parameters: int, target: int, tolerance: float = PARAMETER_
 # Hand-written baselines
 
 
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of `hidden` `[B, T, D]` over the tokens where `mask` `[B, T]` is 1, `[B, D]`."""
+    return (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+
+
 class LSTMClassifier(nn.Module):
     """Embedding -> 1-layer bidirectional LSTM -> masked mean -> linear."""
 
@@ -84,7 +89,7 @@ class LSTMClassifier(nn.Module):
     def forward(self, input_ids, attention_mask=None, labels=None, **_):
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
         hidden, _ = self.lstm(self.embed(input_ids))
-        pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        pooled = masked_mean(hidden, mask)
         logits = self.head(pooled)
         loss = None if labels is None else F.cross_entropy(logits, labels)
         return SimpleNamespace(loss=loss, logits=logits)

@@ -277,8 +277,9 @@ def test_point_cloud_loss_and_backward():
 def test_point_cloud_classifier_learns_shapes_with_trainer(tmp_path):
     """100 `Trainer` steps on the generated ModelNet-style clouds (7 shapes, 256 points, random rotations), with the
     point encoder and trunk of `itnet-unified` (PointNet's shared MLP as the embedding, batch norm, max pooling): the
-    validation accuracy is well above chance (1/7; 0.45 with the linear embedding and mean pooling, 0.57 now). The content kernel `low_rank` keeps the run short; the softmax bias and the mlp kernel
-    evaluate an MLP on all N² point offsets of each cloud (see the README)."""
+    validation accuracy is well above chance (1/7; 0.45 with the linear embedding and mean pooling, 0.57 now). The
+    content kernel `low_rank` keeps the run short; the softmax bias and the mlp kernel evaluate an MLP on all N² point
+    offsets of each cloud (see the README)."""
     from offline_data import POINT_CLOUD_CLASSES, load_offline
     from transformers import Trainer, TrainingArguments, set_seed
 
