@@ -34,7 +34,7 @@ VARIANTS = {  # name: (overrides of itnet-unified, or None for itnet-tiny as it 
     "+softmax": ({"kernel_families": FAMILIES + ["softmax"], "softmax_relative_bias": False}, ALL),
     # with its relative-position bias (3-D on points: 31x the step time, see ablate_unified_points.log)
     "+softmax_bias": ({"kernel_families": FAMILIES + ["softmax"]}, ALL[:-1]),
-    "+mlp": ({"kernel_families": FAMILIES + ["mlp"]}, (IMAGES,)),  # O(N^2 h): the 65-token task only
+    "+mlp": ({"kernel_families": FAMILIES + ["mlp"]}, (IMAGES, TEXT)),  # O(N^2 h): the short tasks only
     "+recurrent": ({"kernel_families": FAMILIES + ["recurrent"]}, (LM,)),  # keeps a state only when causal
     # on text, also bidirectional (a forward and a backward scan: a linear BiLSTM-like encoder); channel: Mamba-1's decay
     "+recurrent_bi": ({"kernel_families": FAMILIES + ["recurrent"]}, (TEXT,)),
